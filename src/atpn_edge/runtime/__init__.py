@@ -1,0 +1,1 @@
+"""Torch-free inference: preprocessing, the Predictor protocol and the adapters for exported artifacts."""
