@@ -1,0 +1,262 @@
+"""The `atpn-edge` command: a thin layer that parses flags and calls the library.
+
+User errors (bad files, flags, recipes) print one line and exit 2; no tracebacks for them.
+Heavy modules (torch, converters) are imported inside the subcommands that need them, so running
+an exported artifact never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from atpn_edge.errors import UserError
+
+log = logging.getLogger("atpn_edge")
+
+
+# --------------------------------------------------------------------------- helpers
+def _write_json_arg(path: str | None, data: dict) -> None:
+    if path:
+        from atpn_edge.io import write_json
+
+        write_json(path, data)
+        log.info("wrote %s", path)
+
+
+def _is_artifact(path: str) -> bool:
+    return Path(path).suffix.lower() in (".tflite", ".onnx")
+
+
+def open_predictor(model_path: str, runtime: str | None = None, threads: int = 1):
+    """A checkpoint or an exported artifact -> (predict_fn, description dict)."""
+    if not Path(model_path).exists():
+        raise UserError(f"{model_path}: no such model file")
+    if _is_artifact(model_path) or (runtime not in (None, "torch")):
+        from atpn_edge.runtime.loader import load_predictor
+
+        predictor = load_predictor(model_path, runtime=runtime, threads=threads)
+        return predictor.predict, {"model": model_path, "runtime": predictor.runtime, "num_landmarks": predictor.num_landmarks}
+    import torch
+
+    from atpn_edge.train.checkpoint import load_checkpoint
+    from atpn_edge.train.predict import torch_predict_fn
+
+    torch.set_num_threads(threads)
+    model, checkpoint = load_checkpoint(model_path)
+    return torch_predict_fn(model), {
+        "model": model_path,
+        "runtime": "torch",
+        "num_landmarks": int(checkpoint["meta"]["num_landmarks"]),
+        "model_name": checkpoint["model_name"],
+    }
+
+
+# --------------------------------------------------------------------------- subcommands
+def cmd_info(args) -> None:
+    from atpn_edge.models import build_model, count_params_and_macs, model_summary
+
+    if Path(args.model).suffix == ".pt":
+        from atpn_edge.train.checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(args.model)
+    else:
+        model = build_model(args.model, input_size=args.input_size)
+    params, macs = count_params_and_macs(model, args.input_size)
+    result = {"model": args.model, "params": params, "macs": macs, "input_size": args.input_size}
+    result["parts"] = model_summary(model, args.input_size)
+    print(f"{args.model}: {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs at {args.input_size}x{args.input_size}")
+    for part, numbers in result["parts"].items():
+        if isinstance(numbers, dict):
+            print(f"  {part:<16} {numbers.get('params', 0) / 1e3:9.1f} k params {numbers.get('macs', 0) / 1e6:8.2f} M MACs")
+    _write_json_arg(args.json, result)
+
+
+def cmd_data_preview(args) -> None:
+    from atpn_edge.data.registry import open_dataset, parse_data_spec
+
+    spec = parse_data_spec(args.data)
+    if spec.kind == "synthetic":
+        from atpn_edge.data.synthetic import SyntheticConfig, preview
+
+        preview(args.out, seed=args.seed, count=args.count, config=SyntheticConfig(num_points=args.points))
+    else:
+        import cv2
+        import numpy as np
+
+        from atpn_edge.data.draw import draw_box, draw_landmarks, image_grid
+        from atpn_edge.io import write_png
+
+        ds = open_dataset(spec, split=args.split, size=112, num_points=args.points, augment=False, seed=args.seed, limit=args.count)
+        tiles = []
+        for i in range(min(args.count, len(ds))):
+            s = ds[i]
+            tile = cv2.resize(s.image, (224, 224), interpolation=cv2.INTER_LINEAR)
+            if s.landmarks is not None:
+                tile = draw_landmarks(tile, s.landmarks * 224 - 0.5)
+            if s.face_box is not None:
+                tile = draw_box(tile, np.asarray(s.face_box) * 224)
+            tiles.append(tile)
+        write_png(args.out, image_grid(tiles, cols=6))
+    print(f"wrote {args.out}")
+
+
+def cmd_train(args) -> None:
+    from atpn_edge.train.config import load_config
+    from atpn_edge.train.trainer import train
+
+    overrides = {
+        "model": args.model_name, "data": args.data, "epochs": args.epochs, "batch_size": args.batch_size,
+        "lr": args.lr, "train_samples": args.train_samples, "val_samples": args.val_samples,
+        "threads": args.threads, "seed": args.seed, "num_workers": args.workers,
+    }
+    config = load_config(args.config, overrides)
+    final = train(config, args.out, resume=args.resume)
+    if final:
+        val = final.get("val", {})
+        print(f"trained {config.model} for {final['epoch']} epochs: val NME {val.get('nme', float('nan')):.4f}, "
+              f"checkpoints in {args.out}/best.pt and {args.out}/last.pt")
+    _write_json_arg(args.json, final)
+
+
+def cmd_eval(args) -> None:
+    from atpn_edge.data.registry import open_dataset, parse_data_spec
+    from atpn_edge.evaluate import evaluate
+    from atpn_edge.metrics import plot_ced
+
+    predict, described = open_predictor(args.model, args.runtime, args.threads)
+    spec = parse_data_spec(args.data)
+    if spec.kind == "synthetic":
+        from atpn_edge.train.data import synthetic_split
+
+        dataset = synthetic_split(args.split, args.limit or 1000, described["num_landmarks"], 112, args.cache_dir)
+    else:
+        dataset = open_dataset(spec, split=args.split, size=112, num_points=described["num_landmarks"], augment=False,
+                               seed=0, limit=args.limit)
+    result, nmes = evaluate(predict, dataset, batch_size=args.batch_size)
+    result = {**result, "model": args.model, "runtime": described["runtime"], "data": args.data, "split": args.split}
+    print(f"{args.model} [{described['runtime']}] on {args.data} {args.split}: {result['n_images']} images, "
+          f"NME {result['nme']:.4f}, FR@0.1 {result['fr_10']:.4f}, AUC@0.1 {result['auc_10']:.4f}"
+          + (f", pose MAE {result['pose_mae']['mean']:.2f} deg" if result["pose_mae"] else ""))
+    for name, sub in result["subsets"].items():
+        print(f"  {name:<14} {sub['n_images']:5d} images  NME {sub['nme']:.4f}  FR {sub['fr_10']:.4f}  AUC {sub['auc_10']:.4f}")
+    _write_json_arg(args.json, result)
+    if args.ced:
+        plot_ced({Path(args.model).name: nmes}, args.ced)
+
+
+def cmd_predict(args) -> None:
+    from atpn_edge.predict import predict_images
+
+    predict, described = open_predictor(args.model, args.runtime, args.threads)
+    box = None
+    if args.box:
+        try:
+            box = [float(v) for v in args.box.split(",")]
+            assert len(box) == 4 and box[2] > box[0] and box[3] > box[1]
+        except (ValueError, AssertionError):
+            raise UserError(f"--box {args.box!r}: expected x1,y1,x2,y2 with x2 > x1 and y2 > y1") from None
+    result = predict_images(predict, args.images, out_dir=args.out, box=box)
+    for entry in result["images"]:
+        print(f"{entry['path']}: {len(entry['faces'])} face(s)" + (f" -> {entry['annotated']}" if entry.get("annotated") else ""))
+    _write_json_arg(args.json, result)
+
+
+def cmd_demo(args) -> None:
+    from atpn_edge.demo import run_demo
+
+    report = run_demo(args.out, quick=args.quick)
+    print(f"demo report: {report}")
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atpn-edge", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_runtime(p, model_help="checkpoint (.pt) or exported artifact (.tflite, .onnx)"):
+        p.add_argument("--model", required=True, help=model_help)
+        p.add_argument("--runtime", choices=["litert", "tflite-runtime", "onnxruntime", "torch"], default=None,
+                       help="default: litert for .tflite, onnxruntime for .onnx, torch for checkpoints")
+        p.add_argument("--threads", type=int, default=1)
+
+    p = sub.add_parser("info", help="parameters and MACs of a model (by name or checkpoint)")
+    p.add_argument("--model", required=True, help="model name (atpn, atpn-lite, pfld-0.25, pfld-1.0, mobilenetv2) or checkpoint")
+    p.add_argument("--input-size", type=int, default=112)
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("data", help="data set tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("preview", help="write a PNG grid of samples with their labels drawn")
+    q.add_argument("--data", default="synthetic")
+    q.add_argument("--split", default="train")
+    q.add_argument("--out", default="runs/preview.png")
+    q.add_argument("--count", type=int, default=36)
+    q.add_argument("--points", type=int, default=98, choices=[98, 68])
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_data_preview)
+
+    p = sub.add_parser("train", help="train a model (multitask; DDP under torchrun)")
+    p.add_argument("--config", help="YAML training recipe (see recipes/)")
+    p.add_argument("--model", dest="model_name", help="model name (overrides the recipe)")
+    p.add_argument("--data", help="synthetic (default) or KIND:PATH")
+    p.add_argument("--out", required=True, help="output folder for checkpoints and the log")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--train-samples", type=int)
+    p.add_argument("--val-samples", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (from last.pt)")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="accuracy of a checkpoint or exported artifact on a data set")
+    model_runtime(p)
+    p.add_argument("--data", default="synthetic")
+    p.add_argument("--split", default="val", help="train, val or test (synthetic: seeds 0, 1, 2)")
+    p.add_argument("--limit", type=int, help="at most this many samples (synthetic: the set size, default 1000)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--cache-dir", default="runs/cache")
+    p.add_argument("--ced", help="also save the cumulative error curve as this PNG")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="find faces in images, predict landmarks and pose, draw them")
+    p.add_argument("images", nargs="+")
+    model_runtime(p)
+    p.add_argument("--box", help="x1,y1,x2,y2: use this face box instead of the detector")
+    p.add_argument("--out", default="runs/predict", help="folder for annotated PNGs")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="the whole pipeline on the embedded synthetic data")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--quick", action="store_true", help="a tiny run for smoke tests")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"atpn-edge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("atpn-edge: interrupted (finished epochs and artifacts are kept; train --resume continues)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Atomic file writes: nothing half-written ever sits under a final name."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from atpn_edge.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside `path`; on success rename it to `path`, on error remove it."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: the folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON: write them as null so every JSON parser can read our reports."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _json_safe(value.tolist())
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(_json_safe(data), f, indent=2)
+            f.write("\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+def write_png(path: str | os.PathLike, image_rgb) -> None:
+    """Save an RGB uint8 image as PNG, atomically."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"{path}: OpenCV could not encode the image")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(encoded.tobytes())
+
+
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """The parsed file, or None when it does not exist or is not valid JSON (e.g. from a crash)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

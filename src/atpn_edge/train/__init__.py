@@ -1,0 +1,1 @@
+"""Training: config, data plumbing, losses, the trainer and checkpoints."""
