@@ -1,0 +1,170 @@
+"""The `--data` argument of every command: `synthetic` or `KIND:PATH`.
+
+    spec = parse_data_spec("wflw:/data/WFLW")
+    ds = open_dataset(spec, split="test", size=112, num_points=98)
+    ds[0]          # a Sample
+    ds.subsets()   # {"pose": indices, "expression": ..., ...} for WFLW test
+
+Real data sets return an `atpn_edge.data.dataset.FaceDataset`; `synthetic` returns
+`atpn_edge.data.synthetic.SyntheticFaces` (train = seed 0, val = seed 1, test = seed 2, offset by
+`seed`). Landmarks keep the data set's native count (98 or 68) unless `num_points=68` is asked
+of a 98-point set, which maps them with `WFLW98_TO_IBUG68`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atpn_edge.data.sample import Sample
+from atpn_edge.errors import UserError
+
+KINDS = ("synthetic", "wflw", "300w-lp", "aflw2000", "300vw", "wider")
+SYNTHETIC_SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+SYNTHETIC_SIZES = {"train": 20000, "val": 1000, "test": 1000}
+# Native landmark count of each kind (None: no landmarks).
+NATIVE_POINTS = {"synthetic": None, "wflw": 98, "300w-lp": 68, "aflw2000": 68, "300vw": 68, "wider": None}
+# The split `eval` uses when none is given.
+DEFAULT_EVAL_SPLIT = {"synthetic": "test", "wflw": "test", "300w-lp": "val", "aflw2000": "test",
+                      "300vw": "test", "wider": "val"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    kind: str
+    path: Path | None = None  # None for synthetic
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def parse_data_spec(text: str) -> DataSpec:
+    """`synthetic` or `KIND:PATH`; an unknown kind, a missing path or a path that is not there
+    raises UserError naming it."""
+    text = text.strip()
+    kind, sep, path = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise UserError(f"--data {text}: unknown data kind '{kind}' (choose from {', '.join(KINDS)})")
+    if kind == "synthetic":
+        if path.strip():
+            raise UserError(f"--data {text}: 'synthetic' takes no path")
+        return DataSpec("synthetic")
+    if not sep or not path.strip():
+        raise UserError(f"--data {text}: missing path, expected {kind}:PATH to the data set's root")
+    root = Path(os.path.expanduser(path.strip()))
+    if not root.exists():
+        raise UserError(f"{root}: data set path for --data {kind} not found")
+    return DataSpec(kind, root)
+
+
+def open_dataset(
+    spec: DataSpec | str,
+    split: str = "train",
+    size: int = 112,
+    num_points: int = 98,
+    augment: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+    strict: bool = False,
+    **options: Any,
+) -> Sequence[Sample]:
+    """A Sequence[Sample] for `spec`. `options` go to the loader (e.g. `frame_step=5` for 300vw,
+    `negative_ratio=1.0` for wider, `num_samples=` for synthetic, `augment_config=`)."""
+    if isinstance(spec, str):
+        spec = parse_data_spec(spec)
+    if split not in ("train", "val", "test", "trainval"):
+        raise UserError(f"--data {spec}: unknown split '{split}' (train, val, test, trainval)")
+    if limit is not None and limit < 1:
+        raise UserError(f"--data {spec}: limit must be >= 1, got {limit}")
+    if spec.kind == "synthetic":
+        return _open_synthetic(split, size, num_points, augment, seed, limit, **options)
+    common = dict(size=size, num_points=num_points, augment=augment, seed=seed, limit=limit,
+                  strict=strict, **options)
+    if spec.kind == "wflw":
+        from atpn_edge.data.wflw import WFLW
+
+        return WFLW(spec.path, split, **common)
+    if spec.kind == "300w-lp":
+        from atpn_edge.data.w300lp import W300LP
+
+        if split == "test":
+            raise UserError(f"--data {spec}: 300W-LP has no test split; evaluate on aflw2000:PATH")
+        return W300LP(spec.path, split, **common)
+    if spec.kind == "aflw2000":
+        from atpn_edge.data.aflw2000 import AFLW2000
+
+        if split in ("train", "trainval"):
+            raise UserError(f"--data {spec}: AFLW2000-3D is a test set; train on 300w-lp:PATH")
+        return AFLW2000(spec.path, split, **common)
+    if spec.kind == "300vw":
+        from atpn_edge.data.vw300 import VW300
+
+        return VW300(spec.path, split, **common)
+    if spec.kind == "wider":
+        from atpn_edge.data.wider import WIDERFace
+
+        if split == "trainval":
+            split = "train"
+        return WIDERFace(spec.path, split, **common)
+    raise AssertionError(f"kind {spec.kind} in KINDS but not handled")
+
+
+def _open_synthetic(split, size, num_points, augment, seed, limit, num_samples=None,
+                    augment_config=None):
+    # Imported lazily: the synthetic generator is optional for real-data commands.
+    from atpn_edge.data.synthetic import SyntheticConfig, SyntheticFaces
+
+    split_key = "train" if split == "trainval" else split
+    count = num_samples if num_samples is not None else SYNTHETIC_SIZES[split_key]
+    if limit is not None:
+        count = min(count, limit)
+    config = SyntheticConfig(size=size, num_points=num_points)
+    # Seeds are spaced so that a user seed never makes two splits coincide.
+    dataset = SyntheticFaces(count, SYNTHETIC_SPLIT_SEEDS[split_key] + 1000 * seed, config=config)
+    if augment:
+        return AugmentedCrops(dataset, seed=seed, config=augment_config)
+    return dataset
+
+
+class AugmentedCrops(Sequence[Sample]):
+    """Applies `augment_crop` (flip, colour, blur, occlusion) on the fly to a Sequence of crops;
+    the generator for item i is seeded by (seed, epoch, i): reproducible, new each epoch."""
+
+    def __init__(self, base: Sequence[Sample], seed: int = 0, config=None) -> None:
+        from atpn_edge.data.augment import AugmentConfig
+
+        self.base = base
+        self.seed = seed
+        self.config = config or AugmentConfig()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        from atpn_edge.data.augment import augment_crop
+
+        if index < 0:
+            index += len(self)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return augment_crop(self.base[index], rng, self.config)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+    def subsets(self) -> dict:
+        return dataset_subsets(self.base)
+
+
+def dataset_subsets(dataset: Sequence[Sample]) -> dict:
+    """Named subsets (name -> index array) of any data set; empty when it has none."""
+    subsets = getattr(dataset, "subsets", None)
+    return subsets() if callable(subsets) else {}
