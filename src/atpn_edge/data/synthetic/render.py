@@ -215,6 +215,8 @@ def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.rand
     albedo = np.tile(params.skin, (len(verts), 1)) * tex_rng.uniform(0.93, 1.07, (len(verts), 1))
     albedo[:, 0] *= 1 + 0.06 * np.exp(-((mesh.vertices[:, 0] ** 2) * 4))  # redder centre
     albedo[mesh.region == REGION_LIP] = params.lip
+    albedo[33:51] *= 0.8  # eye sockets and brow ridge read darker than cheeks (what detectors key on)
+    albedo[60:76] *= 0.72
     hair_v = mesh.forehead_height >= params.hairline
     albedo[hair_v] = params.hair
     if params.beard > 0:
@@ -296,7 +298,7 @@ def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.rand
         prims.append((eye_depth, draw_eye))
 
     # Brows.
-    brow_colour = params.skin * 0.35 + params.hair * 0.65
+    brow_colour = params.skin * 0.2 + np.minimum(params.hair, 90) * 0.8
     if params.hair.mean() > 150:
         brow_colour = params.skin * 0.5 + np.array([90, 70, 50]) * 0.5
     for brow_idx in (list(range(33, 42)), list(range(42, 51))):
