@@ -317,3 +317,27 @@ def test_wider_faces_and_non_faces(tmp_path):
         assert sample.face_score == 0.0 and sample.face_box is None
     other = open_dataset(f"wider:{tmp_path}", split="train", seed=4)
     assert not np.array_equal(other.raw(1).box, ds.raw(1).box)
+
+
+def test_augmented_real_samples_are_reproducible_per_epoch(tmp_path):
+    write_wflw(tmp_path, n_train=2, n_test=4)
+    ds = open_dataset(f"wflw:{tmp_path}", split="test", augment=True, seed=7)
+    first, again = ds[1], ds[1]
+    np.testing.assert_array_equal(first.image, again.image)
+    np.testing.assert_array_equal(first.landmarks, again.landmarks)
+    ds.set_epoch(1)
+    assert not np.allclose(ds[1].landmarks, first.landmarks)
+    plain = open_dataset(f"wflw:{tmp_path}", split="test")
+    assert not np.allclose(plain[1].landmarks, first.landmarks)
+
+
+def test_synthetic_kind_uses_split_seeds():
+    from atpn_edge.data.synthetic import SyntheticConfig, SyntheticFaces
+
+    val = open_dataset("synthetic", split="val", size=112, num_points=68, limit=2)
+    assert len(val) == 2
+    direct = SyntheticFaces(2, 1, config=SyntheticConfig(size=112, num_points=68))[1]
+    np.testing.assert_array_equal(val[1].image, direct.image)
+    augmented = open_dataset("synthetic", split="val", num_points=68, limit=2, augment=True, seed=0)
+    sample = augmented[1]
+    assert sample.image.shape == (112, 112, 3) and not np.array_equal(sample.image, direct.image)
