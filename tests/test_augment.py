@@ -17,6 +17,8 @@ from atpn_edge.data.augment import (
     flip_sample,
     make_eval_sample,
     make_training_sample,
+    pose_from_matrix,
+    pose_matrix,
 )
 from atpn_edge.data.crop import crop_face
 from atpn_edge.data.sample import Sample
@@ -106,17 +108,51 @@ def test_mirror_maps_for_both_schemes():
     assert WFLW98.mirror[96] == 97 and WFLW98.mirror[1] == 31 and WFLW98.mirror[54] == 54
 
 
+def mean_face_3d() -> np.ndarray:
+    """(68, 3) mean face in a y-up model frame (the asset stores y down)."""
+    assets = Path(atpn_edge.data.__file__).parent / "assets" / "meanshape_68.txt"
+    points = np.loadtxt(assets)
+    return points * np.array([1.0, -1.0, 1.0])
+
+
+def project(pose_deg, points_3d: np.ndarray) -> np.ndarray:
+    """3DDFA-style weak perspective: R @ v, then image y = -model y (y down). -> (P, 2)."""
+    projected = (pose_matrix(pose_deg) @ points_3d.T).T
+    return np.column_stack([projected[:, 0], -projected[:, 1]])
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_roll_follows_rotation_and_flip(seed):
-    """Roll = eye-line angle (clockwise on screen positive) in the 300W-LP convention."""
+    """Frontal face: roll = eye-line angle (clockwise on screen positive), the 3DDFA convention."""
     rng = np.random.default_rng(100 + seed)
     points = face_points(98, (70, 50, 130, 110), rng)
-    pose = np.array([25.0, -8.0, eye_line_deg(points)])
+    pose = np.array([0.0, 0.0, eye_line_deg(points)])
     image = np.zeros((160, 200, 3), np.uint8)
     sample = make_training_sample(image, points, BOX, pose, rng, GEOMETRY_ONLY)
     assert sample.pose[2] == pytest.approx(wrap(eye_line_deg(sample.landmarks)), abs=1e-3)
-    assert abs(sample.pose[0]) == pytest.approx(25.0) and sample.pose[1] == pytest.approx(-8.0)
+    assert sample.pose[0] == pytest.approx(0.0, abs=1e-6) and sample.pose[1] == pytest.approx(0.0, abs=1e-6)
     assert wrap(sample.pose[2] - pose[2]) != pytest.approx(0.0, abs=0.5)  # it did rotate
+
+
+@pytest.mark.parametrize("pose", [(40.0, -20.0, 10.0), (-70.0, 15.0, -25.0), (95.0, 5.0, 0.0)])
+def test_rotated_pose_reprojects_onto_rotated_landmarks(pose):
+    """With yaw and pitch, the new pose must project the 3-D face onto the warped landmarks."""
+    face = mean_face_3d()
+    landmarks = project(pose, face) * 30.0 + np.array([100.0, 80.0])
+    image = np.zeros((160, 200, 3), np.uint8)
+    config = replace(GEOMETRY_ONLY, flip_prob=0.0)
+    for seed in range(3):
+        sample = make_training_sample(image, landmarks, BOX, np.array(pose), np.random.default_rng(seed), config)
+        want = sample.landmarks - sample.landmarks.mean(0)
+        got = project(sample.pose, face)
+        got -= got.mean(0)
+        scale = (want * got).sum() / (got * got).sum()
+        assert np.abs(want - scale * got).max() < 1e-5
+        naive = project(np.array([pose[0], pose[1], sample.pose[2]]), face)  # roll-only update is not enough
+        naive -= naive.mean(0)
+        assert np.abs(want - scale * naive).max() > 1e-3 or abs(pose[0]) < 1
+        assert abs(sample.pose[0] - pose[0]) < 20  # stays near the original branch (yaw 95 stays > 90)
+    assert pose_from_matrix(pose_matrix(pose), near_deg=np.array(pose)) == pytest.approx(pose, abs=1e-6)
 
 
 def test_face_box_follows_centre_and_scale():
@@ -166,3 +202,12 @@ def test_photometric_ops_change_pixels_not_geometry():
     np.testing.assert_allclose(flipped.landmarks, flip_normalised(sample.landmarks))
     same = augment_crop(sample, np.random.default_rng(0), config)
     np.testing.assert_array_equal(same.image, out.image)  # deterministic by rng
+
+
+def test_bad_augment_config_is_a_user_error():
+    from atpn_edge.errors import UserError
+
+    with pytest.raises(UserError, match="flip_prob must lie in"):
+        AugmentConfig(flip_prob=1.5)
+    with pytest.raises(UserError, match="scale_range"):
+        AugmentConfig(scale_range=(1.2, 0.8))

@@ -4,11 +4,13 @@ Geometry is folded into the one affine of `data/crop.py`, so the image is resamp
 landmarks, the face box and the pose follow exactly:
 - landmarks go through the same affine; a flip re-indexes them with the scheme's mirror map;
 - a flip negates yaw and roll;
-- an in-plane rotation changes roll. `crop_matrix(rotation_deg=a)` turns the content
-  counter-clockwise on screen by `a`. In the 300W-LP / AFLW2000-3D labels (3DDFA Pose_Para) a
-  positive roll is the face turned clockwise on screen (image y pointing down), so the new roll
-  is roll - a. Because roll is the outermost rotation of R = Rz(roll) Ry(yaw) Rx(pitch), this is
-  exact for any yaw and pitch (up to the perspective of an off-centre face).
+- an in-plane rotation changes the pose exactly: the labels follow 3DDFA's Pose_Para (300W-LP,
+  AFLW2000-3D): projected points are R @ v with R = RX(pitch) RY(yaw) RZ(roll) built from
+  3DDFA's RotationMatrix.m (whose matrices are the transposes of the textbook ones) and image
+  y pointing down. There a positive roll turns the face clockwise on screen, and
+  `crop_matrix(rotation_deg=a)` turns the content counter-clockwise, so for yaw = pitch = 0
+  the new roll is roll - a. Roll is the innermost rotation, so with yaw or pitch the new
+  angles come from decomposing RZ(-a) @ R again (`rotate_pose_in_plane`).
 
 Photometric jitter (colour, blur, occlusion, grayscale, JPEG) runs on the small crop, so it is
 cheap; `augment_crop` applies only the cheap part to crops that are already cut (the synthetic
@@ -25,10 +27,7 @@ import numpy as np
 from atpn_edge.data.crop import DEFAULT_CROP_SCALE, apply_affine, crop_face
 from atpn_edge.data.sample import Sample
 from atpn_edge.data.schemes import flip_normalised, scheme_for, to_68
-
-# Sign of roll for content turned clockwise on screen (see the module docstring).
-ROLL_CLOCKWISE_POSITIVE = True
-
+from atpn_edge.errors import UserError
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -50,10 +49,14 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         lo, hi = self.scale_range
-        assert 0 < lo <= hi, f"scale_range must be 0 < lo <= hi, got {self.scale_range}"
+        if not 0 < lo <= hi:
+            raise UserError(f"augmentation config: scale_range must satisfy 0 < lo <= hi, got {self.scale_range}")
         for name in ("flip_prob", "blur_prob", "occlusion_prob", "grayscale_prob", "jpeg_prob"):
             value = getattr(self, name)
-            assert 0.0 <= value <= 1.0, f"{name} must lie in [0, 1], got {value}"
+            if not 0.0 <= value <= 1.0:
+                raise UserError(f"augmentation config: {name} must lie in [0, 1], got {value}")
+        if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise UserError(f"augmentation config: jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
 
 
 NO_AUGMENTATION = AugmentConfig(
@@ -110,14 +113,54 @@ def _cropped_sample(
             landmarks = landmarks[scheme_for(landmarks.shape[0]).mirror]
     new_pose = None
     if pose is not None:
-        yaw, pitch, roll = (float(v) for v in pose)
-        roll = roll - rotation_deg if ROLL_CLOCKWISE_POSITIVE else roll + rotation_deg
-        roll = (roll + 180.0) % 360.0 - 180.0
+        yaw, pitch, roll = rotate_pose_in_plane(pose, rotation_deg)
         if flip:
             yaw, roll = -yaw, -roll
         new_pose = np.array([yaw, pitch, roll], np.float32)
     face_box = _face_box_in_crop(box, crop.matrix, size) if with_face_box else None
     return Sample(image=crop.image, landmarks=landmarks, pose=new_pose, face_box=face_box)
+
+
+def _wrap_deg(angle: np.ndarray) -> np.ndarray:
+    return (np.asarray(angle) + 180.0) % 360.0 - 180.0
+
+
+def pose_matrix(pose_deg: np.ndarray) -> np.ndarray:
+    """(3,) yaw, pitch, roll degrees -> (3, 3) 3DDFA rotation R = RX(pitch) RY(yaw) RZ(roll)."""
+    yaw, pitch, roll = np.radians(np.asarray(pose_deg, np.float64))
+    cx, sx, cy, sy, cz, sz = np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw), np.cos(roll), np.sin(roll)
+    rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
+    ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
+    rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
+    return rx @ ry @ rz
+
+
+def pose_from_matrix(matrix: np.ndarray, near_deg: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of `pose_matrix` -> (3,) yaw, pitch, roll degrees.
+
+    Two angle triples give every matrix; the one nearest `near_deg` is returned (default: the
+    one with |yaw| <= 90), so a label of yaw 95 stays 95 instead of jumping to 85 / +-180.
+    """
+    yaw = np.arcsin(np.clip(-matrix[0, 2], -1.0, 1.0))
+    pitch = np.arctan2(matrix[1, 2], matrix[2, 2])
+    roll = np.arctan2(matrix[0, 1], matrix[0, 0])
+    first = np.degrees([yaw, pitch, roll])
+    if near_deg is None:
+        return first
+    second = _wrap_deg(np.array([180.0 - first[0], first[1] + 180.0, first[2] + 180.0]))
+    distance = [np.abs(_wrap_deg(c - near_deg)).sum() for c in (first, second)]
+    return first if distance[0] <= distance[1] else second
+
+
+def rotate_pose_in_plane(pose_deg: np.ndarray, rotation_deg: float) -> np.ndarray:
+    """Pose after turning the image content counter-clockwise on screen by `rotation_deg`."""
+    pose_deg = np.asarray(pose_deg, np.float64)
+    if rotation_deg == 0.0:
+        return pose_deg.copy()
+    a = np.radians(rotation_deg)
+    # Content CCW on screen (y down) is CCW in 3DDFA's y-up frame: 3DDFA's RZ(-a).
+    screen = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    return pose_from_matrix(screen @ pose_matrix(pose_deg), near_deg=pose_deg)
 
 
 def make_eval_sample(
