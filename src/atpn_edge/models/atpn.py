@@ -3,7 +3,8 @@
 Read top to bottom (shapes for the default: 112x112 input, width 1.0, 98 points):
 
     image (B, 3, 112, 112)
-      backbone.stem + stage1     -> f4  (B, 24, 28, 28)   stride 4: shallow, boundary-like features
+      backbone.stem              ->     (B, 16, 56, 56)   3x3 conv, stride 2
+      backbone.stage1            -> f4  (B, 24, 28, 28)   stride 4: shallow, boundary-like features
       backbone.stage2            -> f8  (B, 48, 14, 14)   stride 8: mid-level features
       backbone.stage3            -> f16 (B, 96, 7, 7)     stride 16: deep features
       shortcut(f4)               -> (B, 32, 7, 7)          two strided depthwise-separable convs
@@ -79,25 +80,39 @@ ATPN_ARCHS = {
 
 
 class Backbone(nn.Module):
-    """MobileNetV2-style: stem conv (stride 2), one depthwise-separable conv, three stages."""
+    """MobileNetV2-style: a stem conv (stride 2), then three stages of inverted residuals.
+
+    Stage 1's downsampling block is a dense 3x3 conv (stride 2) instead of an inverted residual
+    (as in EfficientNetV2's fused blocks): an expansion at 56x56 followed by a strided depthwise
+    conv made up about 40 % of a CPU training step for 2 % of the MACs; the dense conv trains
+    about 1.5x faster overall and quantizes as well.
+    """
 
     def __init__(self, arch: ATPNArch, width: float) -> None:
         super().__init__()
         stem = make_divisible(arch.stem_channels * width)
-        self.stem = nn.Sequential(ConvBNReLU(3, stem, 3, stride=2), DepthwiseSeparable(stem, stem))
-        channels = stem
+        self.stem = ConvBNReLU(3, stem, 3, stride=2)  # (B, 16, 56, 56)
         stages = []
-        for expand_ratio, out_channels, num_blocks, first_stride in arch.stages:
+        channels = stem
+        for index, (expand_ratio, out_channels, num_blocks, first_stride) in enumerate(arch.stages):
             out_channels = make_divisible(out_channels * width)
-            stages.append(inverted_residual_stage(channels, out_channels, num_blocks, first_stride, expand_ratio))
+            if index == 0:
+                stage = nn.Sequential(
+                    ConvBNReLU(channels, out_channels, 3, stride=first_stride),
+                    *inverted_residual_stage(out_channels, out_channels, num_blocks - 1, 1, expand_ratio),
+                )
+                stage.out_channels = out_channels  # type: ignore[attr-defined]
+            else:
+                stage = inverted_residual_stage(channels, out_channels, num_blocks, first_stride, expand_ratio)
+            stages.append(stage)
             channels = out_channels
         self.stage1, self.stage2, self.stage3 = stages
         self.channels = tuple(stage.out_channels for stage in stages)  # (c4, c8, c16)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        f4 = self.stage1(self.stem(x))
-        f8 = self.stage2(f4)
-        f16 = self.stage3(f8)
+        f4 = self.stage1(self.stem(x))  # (B, c4, S/4, S/4)
+        f8 = self.stage2(f4)  # (B, c8, S/8, S/8)
+        f16 = self.stage3(f8)  # (B, c16, S/16, S/16)
         return f4, f8, f16
 
 
