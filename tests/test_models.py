@@ -279,3 +279,16 @@ def test_litert_conversion_matches_pytorch():
     assert isinstance(out, dict) and set(out) == set(reference)
     for key in reference:
         np.testing.assert_allclose(np.asarray(out[key]), reference[key].numpy(), atol=1e-4)
+
+
+def test_counting_at_another_input_size():
+    model = build_model("atpn", input_size=64, heads=["landmarks"])
+    params, macs = count_params_and_macs(model, None)  # None: the size the model was built for
+    # Only the global depthwise conv's kernel depends on the size: 256 channels x (7*7 - 4*4).
+    assert count_params_and_macs(build_model("atpn", heads=["landmarks"]))[0] - params == 256 * (49 - 16)
+    assert macs < count_params_and_macs(build_model("atpn", heads=["landmarks"]))[1] / 2
+    with pytest.raises(UserError, match="input_size=64"):
+        count_params_and_macs(model, 112)
+    # MobileNetV2 pools globally, so it runs (and is counted) at any size.
+    mobilenet = build_model("mobilenetv2", input_size=64)
+    assert count_params_and_macs(mobilenet, 128)[1] > 3 * count_params_and_macs(mobilenet, 64)[1]

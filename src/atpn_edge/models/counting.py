@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from atpn_edge.errors import UserError
+
 
 def _dummy_input(model: nn.Module, input_size: int | None) -> torch.Tensor:
     size = input_size or getattr(model, "input_size", 112)
@@ -46,10 +48,17 @@ def _macs_by_module(model: nn.Module, input_size: int | None) -> dict[str, int]:
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             handles.append(module.register_forward_hook(hook(name)))
     was_training = model.training
+    x = _dummy_input(model, input_size)
     try:
         model.eval()
         with torch.no_grad():
-            model(_dummy_input(model, input_size))
+            model(x)
+    except RuntimeError as e:
+        built_for = getattr(model, "input_size", None)
+        raise UserError(
+            f"model {getattr(model, 'name', type(model).__name__)!r} (built for input_size={built_for}) cannot run "
+            f"at {x.shape[-1]}x{x.shape[-1]}; build it with input_size={x.shape[-1]} ({str(e).splitlines()[0]})"
+        ) from e
     finally:
         model.train(was_training)
         for handle in handles:
