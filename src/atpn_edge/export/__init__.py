@@ -1,0 +1,275 @@
+"""Export a float or PT2E-quantized model to TFLite / ONNX, verify it in its runtime, write metadata.
+
+    result = export_model(model, "tflite", "int8", "runs/x/atpn_int8.tflite", calib_images=crops)
+    result.path, result.metadata, result.verification   # report also at <artifact>.verify.json
+
+`model` is a float nn.Module (dict outputs), or a quantized GraphModule from
+`atpn_edge.compress.pt2e.convert` (then precision must be int8, and `float_model` may be given
+so that the report also compares against the float network).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from atpn_edge.errors import UserError
+from atpn_edge.export.formats import FORMATS, INT8_QUANTIZERS, PRECISIONS, ExportFormat, get_format
+from atpn_edge.export.metadata import build_metadata
+from atpn_edge.io import atomic_path, write_json
+from atpn_edge.runtime.base import preprocess
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "PRECISIONS", "ExportFormat", "ExportResult", "export_model", "verification_path"]
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    precision: str
+    metadata: dict[str, Any]
+    verification: dict[str, Any]
+    size_bytes: int
+    extra_paths: list[Path] = field(default_factory=list)  # sidecar, verification report
+
+
+def verification_path(artifact: str | os.PathLike) -> Path:
+    return Path(str(artifact) + ".verify.json")
+
+
+def _normalised_inputs(images: Any, what: str, input_size: int) -> np.ndarray:
+    """uint8 (N, S, S, 3) RGB crops, or float (N, 3, S, S) already normalised -> float32 (N, 3, S, S)."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        x = preprocess(images, layout="NCHW")
+    elif images.ndim == 4 and images.shape[1] == 3:
+        x = images.astype(np.float32)
+    else:
+        raise UserError(f"{what}: expected uint8 (N, S, S, 3) crops or float (N, 3, S, S) inputs, got {images.dtype} {images.shape}")
+    if x.shape[0] == 0 or x.shape[-1] != input_size:
+        raise UserError(f"{what}: expected a non-empty batch of {input_size}x{input_size} crops, got shape {images.shape}")
+    return np.ascontiguousarray(x)
+
+
+def _torch_outputs(model: nn.Module, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    from atpn_edge.runtime.torch_predictor import TorchPredictor
+
+    predictor = TorchPredictor(model)
+    rows = [predictor.run_normalized(inputs[i : i + 1]) for i in range(len(inputs))]
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def export_model(
+    model: nn.Module,
+    format: str,
+    precision: str,
+    out_path: str | os.PathLike,
+    *,
+    calib_images: Any = None,
+    verify_images: Any = None,
+    nhwc: bool = False,
+    int8_io: bool = False,
+    quantizer: str = "pt2e",
+    quant_spec=None,
+    float_model: nn.Module | None = None,
+    source_checkpoint: str | None = None,
+    allow_float_ops: tuple[str, ...] = (),
+    verify: bool = True,
+) -> ExportResult:
+    """Export, verify, write metadata; nothing is left under `out_path` if any step fails."""
+    from atpn_edge.compress import pt2e
+
+    fmt = get_format(format, precision)
+    out_path = Path(out_path)
+    if out_path.suffix != fmt.suffix:
+        raise UserError(f"--out {out_path}: a {format} artifact must end in {fmt.suffix}")
+    if not out_path.parent.is_dir():
+        raise UserError(f"--out {out_path}: the folder {out_path.parent} does not exist")
+    if quantizer not in INT8_QUANTIZERS:
+        raise UserError(f"--quantizer {quantizer}: unknown (one of {', '.join(INT8_QUANTIZERS)})")
+    if int8_io and not (format == "tflite" and precision == "int8" and quantizer == "pt2e"):
+        raise UserError("--int8-io: only TFLite int8 from PT2E has int8 input/output tensors")
+
+    quantized_graph = model if pt2e.is_quantized_graph(model) else None
+    if isinstance(model, pt2e.QuantizedModel):
+        quantized_graph = model.graph
+    if quantized_graph is not None:
+        if precision != "int8" or format != "tflite" or quantizer != "pt2e":
+            raise UserError(f"a PT2E-quantized model exports only to tflite int8 (asked for {format} {precision}); "
+                            "export the float model for other formats")
+        info = pt2e.graph_info(quantized_graph)
+        output_names = tuple(info["output_names"])
+        model_name = info.get("model_name", "quantized")
+        model_options = dict(info.get("model_options", {}))
+    else:
+        model = model.eval()
+        model_name = getattr(model, "name", type(model).__name__)
+        model_options = dict(getattr(model, "options", {}) or {})
+    input_size = int(model_options.get("input_size", 112))
+    sample = torch.zeros(1, 3, input_size, input_size)
+    if quantized_graph is None:
+        output_names = pt2e.model_output_names(model, sample)
+    num_landmarks = int(model_options.get("num_landmarks", 98))
+
+    needs_calibration = precision == "int8" and quantized_graph is None
+    calib = None
+    if calib_images is not None:
+        calib = _normalised_inputs(calib_images, "calib_images", input_size)
+    elif needs_calibration:
+        raise UserError(f"{format} int8 of a float model needs calib_images (representative face crops)")
+    if verify_images is not None:
+        check_inputs = _normalised_inputs(verify_images, "verify_images", input_size)
+    elif calib is not None:
+        check_inputs = calib[:8]
+    else:
+        check_inputs = np.random.default_rng(0).uniform(-1, 1, (4, 3, input_size, input_size)).astype(np.float32)
+
+    quant_info: dict[str, Any] = {}
+    spec = quant_spec or pt2e.QuantSpec()
+    if format == "tflite" and precision == "int8" and quantizer == "pt2e" and quantized_graph is None:
+        log.info("PTQ: calibrating %s on %d images", model_name, len(calib))
+        float_model = float_model or model
+        prepared = pt2e.prepare_ptq(model, torch.from_numpy(calib[:1]), spec)
+        with torch.no_grad():
+            for i in range(len(calib)):
+                prepared(torch.from_numpy(calib[i : i + 1]))
+        quantized_graph = pt2e.convert(prepared)
+    if quantized_graph is not None:
+        gi = pt2e.graph_info(quantized_graph)
+        quant_info = {"quantizer": "pt2e-xnnpack", "spec": gi.get("quant_spec", spec.to_dict()), "mode": gi.get("mode"),
+                      "calibration_images": None if calib is None else int(len(calib))}
+
+    layout = "NHWC" if nhwc else "NCHW"
+    with atomic_path(out_path) as tmp:
+        if format == "tflite":
+            from atpn_edge.export import tflite
+
+            if quantized_graph is not None:
+                data = tflite.convert_pt2e(quantized_graph, output_names, sample, per_channel=spec.per_channel,
+                                           int8_io=int8_io, nhwc=nhwc)
+            else:
+                data = tflite.convert_float(model, output_names, sample, nhwc=nhwc)
+                if precision == "fp16":
+                    data = tflite.quantize_fp16(data)
+                    quant_info = {"quantizer": "ai-edge-quantizer", "recipe": "fp16 weight casting"}
+                elif precision == "dynamic-int8":
+                    data = tflite.quantize_dynamic_int8(data)
+                    quant_info = {"quantizer": "ai-edge-quantizer", "recipe": "dynamic_wi8_afp32"}
+                elif precision == "int8":
+                    input_name = tflite.io_details(data)["inputs"][0]["name"]
+                    data = tflite.quantize_static_int8_aeq(data, calib.transpose(0, 2, 3, 1) if nhwc else calib, input_name)
+                    quant_info = {"quantizer": "ai-edge-quantizer", "recipe": "static_wi8_ai8",
+                                  "calibration_images": int(len(calib))}
+            with open(tmp, "wb") as f:
+                f.write(data)
+            io = tflite.io_details(data)
+        else:
+            from atpn_edge.export import onnx as onnx_export
+
+            with tempfile.TemporaryDirectory(dir=out_path.parent) as work:
+                float_path = os.path.join(work, "float.onnx")
+                onnx_export.export_float(model, output_names, sample, float_path, nhwc=nhwc)
+                if precision == "fp32":
+                    os.replace(float_path, tmp)
+                elif precision == "dynamic-int8":
+                    onnx_export.quantize_dynamic_int8(float_path, tmp)
+                    quant_info = {"quantizer": "onnxruntime", "mode": "dynamic", "weights": "uint8"}
+                else:
+                    onnx_export.quantize_int8(float_path, tmp, calib.transpose(0, 2, 3, 1) if nhwc else calib)
+                    quant_info = {"quantizer": "onnxruntime", "format": "QDQ", "per_channel": True,
+                                  "activations": "uint8", "weights": "int8", "calibration": "minmax",
+                                  "calibration_images": int(len(calib))}
+            io = {"inputs": [{"name": onnx_export.INPUT_NAME, "dtype": "float32"}],
+                  "outputs": [{"name": n, "dtype": "float32"} for n in pt2e_names(output_names)]}
+
+        metadata = build_metadata(
+            model_name=model_name, model_options=model_options, fmt=format, precision=precision, layout=layout,
+            output_names=pt2e_names(output_names), num_landmarks=num_landmarks, source_checkpoint=source_checkpoint,
+            quantization=quant_info, io=io,
+        )
+        metadata["int8_io"] = bool(int8_io)
+        if format == "onnx":
+            onnx_export.write_metadata(tmp, metadata)
+        else:
+            # The adapter reads the sidecar of the file it opens: write one for the temporary name too.
+            write_json(tmp + ".json", metadata)
+
+        report: dict[str, Any] = {}
+        try:
+            if verify:
+                report = _verify(tmp, format, precision, model, quantized_graph, float_model, check_inputs,
+                                 allow_float_ops + tuple(_float_islands(spec) if quantized_graph is not None else ()))
+        finally:
+            if os.path.exists(tmp + ".json"):
+                os.remove(tmp + ".json")
+        if format == "tflite":
+            write_json(str(out_path) + ".json", metadata)
+    extra = [Path(str(out_path) + ".json")] if format == "tflite" else []
+    if verify:
+        report["artifact"] = out_path.name
+        write_json(verification_path(out_path), report)
+        extra.append(verification_path(out_path))
+    size = out_path.stat().st_size
+    log.info("exported %s (%s %s, %d bytes)", out_path, format, precision, size)
+    return ExportResult(out_path, format, precision, metadata, report, size, extra)
+
+
+def pt2e_names(output_names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple("face_score" if n == "face_logit" else n for n in output_names)
+
+
+def _float_islands(spec) -> tuple[str, ...]:
+    """Op types a QuantSpec keeps in float on purpose (their DQ -> op -> Q pairs are expected)."""
+    tflite_names = {"conv2d": ("CONV_2D", "DEPTHWISE_CONV_2D"), "linear": ("FULLY_CONNECTED",), "add": ("ADD",),
+                    "mul": ("MUL",), "cat": ("CONCATENATION",), "adaptive_avg_pool2d": ("MEAN",)}
+    names: list[str] = []
+    for op in spec.skip_operators:
+        names.extend(tflite_names.get(op, ()))
+    if spec.skip_modules:
+        names.extend(("ADD", "MUL", "SUB", "CONCATENATION", "RESHAPE", "MEAN"))
+    return tuple(names)
+
+
+def _verify(path: str, format: str, precision: str, model, quantized_graph, float_model, inputs: np.ndarray,
+            allow_float_ops: tuple[str, ...]) -> dict[str, Any]:
+    from atpn_edge.export import verify as v
+
+    if format == "tflite":
+        from atpn_edge.runtime.litert import LiteRTPredictor
+
+        predictor = LiteRTPredictor(path, runtime="litert", threads=1)
+        ops = v.tflite_ops(path)
+        histogram = v.op_histogram(ops)
+        int8_report = v.tflite_int8_check(ops, allow_float_ops) if precision == "int8" else None
+    else:
+        from atpn_edge.export import onnx as onnx_export
+        from atpn_edge.runtime.onnx import OnnxPredictor
+
+        predictor = OnnxPredictor(path, threads=1)
+        histogram = onnx_export.op_histogram(path)
+        int8_report = onnx_export.int8_check(path) if precision == "int8" else None
+    reference_model = quantized_graph if quantized_graph is not None else model
+    reference = _torch_outputs(reference_model, inputs)
+    float_reference = None
+    if quantized_graph is not None and float_model is not None:
+        float_reference = _torch_outputs(float_model, inputs)
+    elif precision != "fp32" and quantized_graph is None:
+        float_reference = reference
+    report = v.verify_artifact(predictor, inputs, reference, precision=precision, float_reference=float_reference,
+                               int8_report=int8_report, ops=histogram)
+    report["reference"] = "pt2e-quantized pytorch" if quantized_graph is not None else "float pytorch"
+    log.info("verified %s: %s", path, json.dumps(report["parity"]["pytorch"].get("landmarks")))
+    return report

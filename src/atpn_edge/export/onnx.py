@@ -1,0 +1,133 @@
+"""ONNX export: torch.onnx.export(dynamo=True) + full checker + onnxslim; int8 by ONNX Runtime's quantizer.
+
+int8 is QDQ, per-channel, uint8 activations / int8 weights (on x86 u8s8 was faster than fp32 while
+s8s8 was slower, TOOLCHAIN.md), calibrated on the same images as PTQ. A PT2E graph is not exported
+to ONNX: ORT fuses only part of it and it ran slower than fp32.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from atpn_edge.errors import UserError
+from atpn_edge.export.tflite import ExportHead, exported_output_names
+from atpn_edge.runtime.onnx import METADATA_KEY
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+INPUT_NAME = "input"
+
+
+class _NHWCInput(nn.Module):
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.inner(x.permute(0, 3, 1, 2))  # (1, S, S, 3) -> (1, 3, S, S)
+
+
+def export_float(model: nn.Module, output_names: tuple[str, ...], sample: torch.Tensor, path: str,
+                 nhwc: bool = False) -> None:
+    """Float nn.Module -> checked, simplified fp32 .onnx at `path` (batch 1)."""
+    import onnx
+    import onnxslim
+
+    module: nn.Module = ExportHead(model.eval(), output_names)
+    if nhwc:
+        module, sample = _NHWCInput(module), sample.permute(0, 2, 3, 1).contiguous()
+    names = list(exported_output_names(output_names))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, (sample,), dynamo=True, opset_version=OPSET,
+                                        input_names=[INPUT_NAME], output_names=names, verbose=False)
+        proto = program.model_proto
+    except Exception as e:  # the exporter wraps failures in its own error types
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise UserError(f"torch.onnx.export could not export {getattr(model, 'name', type(model).__name__)}: {first[:300]}") from e
+    proto = onnxslim.slim(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    got = [o.name for o in proto.graph.output]
+    if got != names:
+        raise RuntimeError(f"ONNX output names {got} differ from the model's {names}")
+    onnx.save(proto, path)
+
+
+class _CalibrationReader:
+    """onnxruntime.quantization CalibrationDataReader over (N, ...) float inputs."""
+
+    def __init__(self, inputs: np.ndarray):
+        self._rows = iter([{INPUT_NAME: inputs[i : i + 1].astype(np.float32)} for i in range(len(inputs))])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._rows, None)
+
+
+def quantize_int8(float_path: str, out_path: str, calibration_inputs: np.ndarray) -> None:
+    """QDQ static int8: per-channel int8 weights, uint8 activations, MinMax calibration."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(out_path) or ".") as tmp:
+        prepared = os.path.join(tmp, "prepared.onnx")
+        quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, out_path, _CalibrationReader(calibration_inputs), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+
+
+def quantize_dynamic_int8(float_path: str, out_path: str) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # ConvInteger on ORT's CPU provider takes uint8 weights.
+    quantize_dynamic(float_path, out_path, weight_type=QuantType.QUInt8)
+
+
+def write_metadata(path: str, metadata: dict[str, Any]) -> None:
+    """Store the metadata JSON (and a few flat keys for tools like Netron) in metadata_props."""
+    import onnx
+
+    proto = onnx.load(path)
+    del proto.metadata_props[:]
+    flat = {METADATA_KEY: json.dumps(metadata), "model_name": metadata["model_name"],
+            "precision": metadata["precision"], "layout": metadata["layout"],
+            "output_names": ",".join(metadata["output_names"]), "atpn_edge_version": metadata["atpn_edge_version"]}
+    for key, value in flat.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(proto, path)
+
+
+def op_histogram(path: str) -> dict[str, int]:
+    import onnx
+
+    counts: dict[str, int] = {}
+    for node in onnx.load(path).graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def int8_check(path: str) -> dict[str, Any]:
+    """Each Conv/Gemm/MatMul reads DequantizeLinear outputs (input and weight): a QDQ graph ORT fuses to int8."""
+    import onnx
+
+    graph = onnx.load(path).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    float_compute = []
+    for node in graph.node:
+        if node.op_type in ("Conv", "Gemm", "MatMul"):
+            sources = [producers.get(name) for name in node.input[:2]]
+            if not all(s is not None and s.op_type == "DequantizeLinear" for s in sources):
+                float_compute.append(node.name or node.op_type)
+    return {"float_compute_ops": float_compute, "ok": not float_compute}

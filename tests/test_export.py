@@ -1,0 +1,265 @@
+"""Export: each format x precision converts, runs in its own runtime and matches PyTorch; int8 is
+really int8 (and a fake-quant float graph is caught); failures leave nothing under the final name."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from atpn_edge.compress.pt2e import QuantizedModel, QuantSpec, convert, prepare_ptq
+from atpn_edge.errors import UserError
+from atpn_edge.export import export_model
+from atpn_edge.export import tflite as tflite_export
+from atpn_edge.export import verify as V
+from atpn_edge.models import build_model
+from atpn_edge.runtime.base import preprocess
+from atpn_edge.runtime.litert import LiteRTPredictor
+from atpn_edge.runtime.onnx import OnnxPredictor
+
+torch.set_num_threads(1)
+
+
+class TinyNet(torch.nn.Module):
+    """MobileNetV2-style stand-in (inverted residual, depthwise conv, residual add, Linear head): converts fast."""
+
+    def __init__(self, points: int = 5):
+        super().__init__()
+        nn = torch.nn
+        self.points = points
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(8, points * 2 + 3 + 1)
+        self.name, self.options = "tiny", {"num_landmarks": points, "input_size": 112}
+
+    def forward(self, x):
+        f = self.stem(x)
+        y = self.head(self.pool(f + self.block(f)).flatten(1))
+        p = self.points
+        return {"landmarks": y[:, : 2 * p].reshape(-1, p, 2), "pose": y[:, 2 * p : 2 * p + 3], "face_logit": y[:, -1]}
+
+
+def _images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)
+
+
+def _torch(model, images: np.ndarray) -> dict[str, np.ndarray]:
+    x = torch.from_numpy(preprocess(images))
+    with torch.no_grad():
+        out = model(x)
+    out = {k: v.numpy() for k, v in out.items()}
+    out["face_score"] = 1 / (1 + np.exp(-out.pop("face_logit")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def lite():
+    torch.manual_seed(0)
+    return build_model("atpn-lite").eval()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return TinyNet().eval()
+
+
+@pytest.fixture(scope="module")
+def calib():
+    return _images(8, 0)
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return _images(3, 1)
+
+
+@pytest.fixture(scope="module")
+def lite_quantized(lite, calib):
+    x = torch.from_numpy(preprocess(calib))
+    prepared = prepare_ptq(lite, x[:1], QuantSpec())
+    with torch.no_grad():
+        for i in range(len(x)):
+            prepared(x[i : i + 1])
+    return convert(prepared)
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("export")
+
+
+@pytest.fixture(scope="module")
+def lite_fp32_tflite(lite, calib, out_dir):
+    return export_model(lite, "tflite", "fp32", out_dir / "lite_fp32.tflite", calib_images=calib)
+
+
+@pytest.fixture(scope="module")
+def lite_int8_tflite(lite_quantized, lite, out_dir, calib):
+    return export_model(lite_quantized, "tflite", "int8", out_dir / "lite_int8.tflite", float_model=lite,
+                        verify_images=calib)
+
+
+def test_tflite_fp32_matches_pytorch(lite, lite_fp32_tflite, held_out):
+    result = lite_fp32_tflite
+    assert result.verification["ok"]
+    assert result.verification["parity"]["pytorch"]["landmarks"]["max_abs"] <= 1e-4
+    predictor = LiteRTPredictor(result.path)
+    got = predictor.predict(held_out)
+    want = _torch(lite, held_out)
+    for name in ("landmarks", "pose", "face_box", "face_score"):
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4 if name != "pose" else 1e-3)
+    assert result.verification["ops"].get("CONV_2D", 0) > 10
+
+
+def test_tflite_sidecar_and_report(lite_fp32_tflite):
+    sidecar = json.loads(open(str(lite_fp32_tflite.path) + ".json").read())
+    assert sidecar["output_names"] == ["landmarks", "pose", "face_score", "face_box"]
+    assert sidecar["layout"] == "NCHW" and sidecar["channel_order"] == "RGB"
+    assert sidecar["normalisation"]["mean"] == 0.5 and sidecar["normalisation"]["std"] == 0.5
+    assert sidecar["landmark_scheme"] == "wflw98" and sidecar["model_name"] == "atpn-lite"
+    assert {o["name"] for o in sidecar["io"]["outputs"]} == {"landmarks", "pose", "face_score", "face_box"}
+    report = json.loads(open(str(lite_fp32_tflite.path) + ".verify.json").read())
+    assert report["ok"] and report["parity"]["pytorch"]["landmarks"]["max_abs"] <= 1e-4
+
+
+def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflite, lite_quantized, lite, held_out):
+    result = lite_int8_tflite
+    int8 = result.verification["int8"]
+    assert int8["ok"] and not int8["float_compute_ops"] and not int8["fake_quant_pairs"]
+    ops = V.tflite_ops(str(result.path))
+    conv_ops = [op for op in ops if op["op"] in V.COMPUTE_OPS]
+    assert conv_ops and all(op["input_dtypes"][:2] == ["int8", "int8"] for op in conv_ops)
+    predictor = LiteRTPredictor(result.path)
+    assert predictor.input_detail["dtype"] == np.float32  # int8_io=False: q/dq inside the graph
+    got = predictor.predict(held_out)
+    simulated = _torch(QuantizedModel(lite_quantized), held_out)
+    floating = _torch(lite, held_out)
+    # The LiteRT int8 kernels and the PT2E simulation round the same way up to ~1 output step.
+    step = 0.01
+    assert np.abs(got["landmarks"] - simulated["landmarks"]).max() < step
+    assert np.abs(got["landmarks"] - floating["landmarks"]).max() < 0.02
+    assert result.size_bytes < 0.5 * os.path.getsize(str(result.path).replace("int8", "fp32"))
+
+
+def test_tflite_int8_io_nhwc(tiny, out_dir, calib, held_out):
+    x = torch.from_numpy(preprocess(calib))
+    prepared = prepare_ptq(tiny, x[:1], QuantSpec())
+    for i in range(len(x)):
+        prepared(x[i : i + 1])
+    quantized = convert(prepared)
+    result = export_model(quantized, "tflite", "int8", out_dir / "tiny_int8_io.tflite", int8_io=True, nhwc=True)
+    predictor = LiteRTPredictor(result.path)
+    assert predictor.layout == "NHWC" and predictor.input_detail["dtype"] == np.int8
+    assert tuple(predictor.input_detail["shape"]) == (1, 112, 112, 3)
+    assert result.metadata["io"]["inputs"][0]["scale"] > 0
+    assert result.verification["int8"]["ok"]
+    got = predictor.predict(held_out)
+    simulated = _torch(QuantizedModel(quantized), held_out)
+    scale = max(o["scale"] or 0 for o in result.metadata["io"]["outputs"])
+    assert np.abs(got["landmarks"] - simulated["landmarks"]).max() <= 2 * scale + 1e-6
+    assert np.all((got["face_score"] > 0) & (got["face_score"] < 1))
+
+
+def test_fake_quant_graph_is_caught(tiny, out_dir):
+    x = torch.rand(1, 3, 112, 112) * 2 - 1
+    prepared = prepare_ptq(tiny, x, QuantSpec(observer="minmax"))
+    prepared(x)
+    quantized = convert(prepared)
+    names = ("landmarks", "pose", "face_logit")
+    # Without QuantConfig the converter keeps q/dq as float fake-quant ops around float convs.
+    fake = tflite_export.convert_pt2e(quantized, names, x, select_int8_lowering=False)
+    real = tflite_export.convert_pt2e(quantized, names, x)
+    paths = {}
+    for label, data in (("fake", fake), ("real", real)):
+        paths[label] = out_dir / f"tiny_{label}.tflite"
+        paths[label].write_bytes(data)
+    fake_check = V.tflite_int8_check(V.tflite_ops(str(paths["fake"])))
+    real_check = V.tflite_int8_check(V.tflite_ops(str(paths["real"])))
+    assert not fake_check["ok"]
+    assert any(op.startswith("CONV_2D(float32") for op in fake_check["float_compute_ops"])
+    assert "CONV_2D" in fake_check["fake_quant_pairs"] or fake_check["num_dequantize"] > 5
+    assert real_check["ok"], real_check
+
+
+@pytest.mark.parametrize("precision,tol", [("fp16", 5e-3), ("dynamic-int8", 5e-2)])
+def test_tflite_lossy_float_precisions(tiny, out_dir, held_out, precision, tol):
+    result = export_model(tiny, "tflite", precision, out_dir / f"tiny_{precision}.tflite")
+    got = LiteRTPredictor(result.path).predict(held_out)
+    want = _torch(tiny, held_out)
+    assert np.abs(got["landmarks"] - want["landmarks"]).max() < tol
+    assert result.verification["parity"]["float"]["landmarks"]["max_abs"] < tol
+    assert result.metadata["quantization"]["quantizer"] == "ai-edge-quantizer"
+
+
+def test_tflite_int8_ai_edge_quantizer_route(tiny, out_dir, calib, held_out):
+    result = export_model(tiny, "tflite", "int8", out_dir / "tiny_aeq.tflite", calib_images=calib,
+                          quantizer="ai-edge-quantizer")
+    assert result.verification["int8"]["ok"], result.verification["int8"]
+    got = LiteRTPredictor(result.path).predict(held_out)
+    assert np.abs(got["landmarks"] - _torch(tiny, held_out)["landmarks"]).max() < 0.05
+
+
+def test_onnx_fp32_and_int8(lite, out_dir, calib, held_out):
+    import onnx
+
+    fp32 = export_model(lite, "onnx", "fp32", out_dir / "lite_fp32.onnx")
+    proto = onnx.load(str(fp32.path))
+    assert [o.name for o in proto.graph.output] == ["landmarks", "pose", "face_score", "face_box"]
+    assert proto.opset_import[0].version >= 17
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["atpn_edge"])["precision"] == "fp32"
+    want = _torch(lite, held_out)
+    got = OnnxPredictor(fp32.path).predict(held_out)
+    assert np.abs(got["landmarks"] - want["landmarks"]).max() <= 1e-4
+
+    int8 = export_model(lite, "onnx", "int8", out_dir / "lite_int8.onnx", calib_images=calib)
+    assert int8.verification["int8"]["ok"]
+    assert int8.verification["ops"]["QuantizeLinear"] > 10
+    got8 = OnnxPredictor(int8.path).predict(held_out)
+    diff = np.abs(got8["landmarks"] - want["landmarks"]).max()
+    assert 1e-6 < diff < 0.02  # quantized (not identical), and close
+
+
+def test_bad_requests_are_user_errors(tiny, tmp_path):
+    with pytest.raises(UserError, match="unknown export format"):
+        export_model(tiny, "coreml", "fp32", tmp_path / "m.mlmodel")
+    with pytest.raises(UserError, match="not available"):
+        export_model(tiny, "onnx", "fp16", tmp_path / "m.onnx")
+    with pytest.raises(UserError, match="does not exist"):
+        export_model(tiny, "onnx", "fp32", tmp_path / "missing" / "m.onnx")
+    with pytest.raises(UserError, match="calib_images"):
+        export_model(tiny, "onnx", "int8", tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_verification_leaves_nothing(tiny, tmp_path, monkeypatch):
+    target = tmp_path / "tiny.onnx"
+    target.write_bytes(b"previous artifact")
+    monkeypatch.setattr(V, "FLOAT_LANDMARK_TOL", -1.0)  # every parity check now fails
+    with pytest.raises(V.VerificationError, match="landmarks differ"):
+        export_model(tiny, "onnx", "fp32", target)
+    assert target.read_bytes() == b"previous artifact"  # the old file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx"]
+
+
+def test_converter_failure_is_one_line_user_error(tmp_path):
+    class Unconvertible(TinyNet):
+        def forward(self, x):
+            out = super().forward(x)
+            out["landmarks"] = torch.linalg.svd(out["landmarks"])[0]  # no TFLite builtin for SVD
+            return out
+
+    torch.manual_seed(0)
+    with pytest.raises(UserError) as error:
+        export_model(Unconvertible().eval(), "tflite", "fp32", tmp_path / "bad.tflite")
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []

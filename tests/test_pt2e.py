@@ -1,0 +1,157 @@
+"""PT2E int8 core: named outputs survive export/prepare/convert, the simulated int8 model is close to
+the float model but really quantized, mixed precision keeps the named modules in float, QAT trains."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from atpn_edge.compress.pt2e import (
+    QuantizedModel,
+    QuantSpec,
+    convert,
+    export_for_quant,
+    graph_info,
+    is_quantized_graph,
+    prepare_ptq,
+    prepare_qat,
+)
+from atpn_edge.models import build_model
+
+torch.set_num_threads(1)
+
+
+class TinyNet(torch.nn.Module):
+    """MobileNetV2-style stand-in (inverted residual with depthwise conv and residual add, Linear heads)."""
+
+    def __init__(self, points: int = 5):
+        super().__init__()
+        nn = torch.nn
+        self.points = points
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(8, points * 2 + 3)
+        self.name, self.options = "tiny", {"num_landmarks": points}
+
+    def forward(self, x):
+        f = self.stem(x)
+        y = self.head(self.pool(f + self.block(f)).flatten(1))
+        return {"landmarks": y[:, : 2 * self.points].reshape(-1, self.points, 2), "pose": y[:, 2 * self.points :]}
+
+
+def _quantize_count(gm: torch.fx.GraphModule) -> int:
+    return sum(n.op == "call_function" and "quantize_per_tensor" in str(n.target) for n in gm.graph.nodes)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("atpn-lite").eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(8, 3, 112, 112, generator=g) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def quantized(model, images):
+    prepared = prepare_ptq(model, images[:1], QuantSpec())
+    with torch.no_grad():
+        for i in range(len(images)):
+            prepared(images[i : i + 1])
+    return convert(prepared)
+
+
+def test_spec_rejects_unknown_observer_and_operator():
+    with pytest.raises(ValueError, match="observer"):
+        QuantSpec(observer="mse")
+    with pytest.raises(ValueError, match="softmax"):
+        QuantSpec(skip_operators=("softmax",))
+
+
+def test_export_for_quant_keeps_named_order_and_values(model, images):
+    gm = export_for_quant(model, images[:1])
+    info = graph_info(gm)
+    assert info["output_names"] == ("landmarks", "pose", "face_logit", "face_box")
+    assert info["model_name"] == "atpn-lite"
+    with torch.no_grad():
+        got = QuantizedModel(gm)(images[:3])
+        want = model(images[:3])
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=1e-5)
+
+
+def test_ptq_is_quantized_and_close_to_float(model, quantized, images):
+    assert is_quantized_graph(quantized)
+    assert _quantize_count(quantized) > 20
+    with torch.no_grad():
+        got = QuantizedModel(quantized)(images)
+        want = model(images)
+    assert set(got) == set(want)
+    diff = (got["landmarks"] - want["landmarks"]).abs()
+    # int8 noise: visible (the graph really quantizes) but well below 1 % of the crop.
+    assert diff.max() > 1e-5
+    assert diff.max() < 0.01
+    assert (got["pose"] - want["pose"]).abs().max() < 1.0  # degrees
+
+
+def test_quantized_model_wrapper_survives_eval(quantized):
+    wrapper = QuantizedModel(quantized).eval()  # GraphModules themselves refuse .eval()
+    assert not wrapper.training
+    assert wrapper.name == "atpn-lite"
+
+
+def test_skip_modules_keeps_heatmap_in_float(model, images):
+    full = prepare_ptq(model, images[:1], QuantSpec(observer="minmax"))
+    mixed = prepare_ptq(model, images[:1], QuantSpec(observer="minmax", skip_modules=("heatmap",)))
+
+    def observed_in_heatmap(gm):
+        count = 0
+        for node in gm.graph.nodes:
+            if node.op == "call_module" and "activation_post_process" in str(node.target):
+                src = node.args[0]
+                stack = getattr(src, "meta", {}).get("nn_module_stack") or {}
+                count += any("heatmap" in q for q, _ in stack.values())
+        return count
+
+    assert observed_in_heatmap(full) > 0
+    assert observed_in_heatmap(mixed) < observed_in_heatmap(full)
+
+
+def test_skip_operator_type_leaves_linear_float(model, images):
+    prepared = prepare_ptq(model, images[:1], QuantSpec(observer="minmax", skip_operators=("linear",)))
+    prepared(images[:1])
+    gm = convert(prepared)
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target == torch.ops.aten.linear.default:
+            weight_src = node.args[1]
+            assert "dequantize" not in str(getattr(weight_src, "target", "")), "linear weight was quantized"
+
+
+def test_qat_trains_and_converts(images):
+    torch.manual_seed(0)
+    model = TinyNet()
+    prepared = prepare_qat(model, images[:1], QuantSpec())
+    assert graph_info(prepared)["mode"] == "qat"
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=1e-3)
+    before = None
+    for i in range(3):
+        out = prepared(images[2 * i : 2 * i + 2])
+        loss = out[0].square().mean()  # landmarks toward 0: any differentiable target will do
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        before = loss.item() if before is None else before
+    assert loss.item() < before
+    quantized = convert(prepared)
+    assert is_quantized_graph(quantized)
+    with torch.no_grad():
+        sim = QuantizedModel(quantized)(images[:2])
+    assert sim["landmarks"].shape == (2, 5, 2)
