@@ -66,7 +66,7 @@ def cmd_info(args) -> None:
         model = build_model(args.model, input_size=args.input_size)
     params, macs = count_params_and_macs(model, args.input_size)
     result = {"model": args.model, "params": params, "macs": macs, "input_size": args.input_size}
-    result["parts"] = model_summary(model, args.input_size)
+    result["parts"] = model_summary(model, args.input_size)["parts"]
     print(f"{args.model}: {params / 1e6:.3f} M params, {macs / 1e6:.1f} M MACs at {args.input_size}x{args.input_size}")
     for part, numbers in result["parts"].items():
         if isinstance(numbers, dict):

@@ -50,7 +50,7 @@ def describe(model: torch.nn.Module, metrics: dict | None = None) -> dict[str, A
         "preprocessing": dict(PREPROCESSING, input_size=input_size),
         "metrics": metrics or {},
         "atpn_edge_version": atpn_edge.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -145,7 +145,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
             scheduler.step()
-            for name, value in {"loss": float(loss), **parts}.items():
+            for name, value in {"loss": float(loss.detach()), **parts}.items():
                 sums[name] = sums.get(name, 0.0) + value
             bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         elapsed = time.perf_counter() - started

@@ -77,6 +77,8 @@ class SyntheticArrays:
         return Sample(image=self.images[i], landmarks=self.landmarks[i], pose=self.pose[i],
                       face_score=1.0, face_box=self.face_box[i], source=f"synthetic-cache:{i}")
 
+    __getitem__ = sample  # a Sequence[Sample], like every other data source
+
 
 def face_scene(rng: np.random.Generator, canvas_size: int, face_px: float):
     """Render a random face on a random background; returns canvas, (98, 2) px landmarks, pose, params."""
@@ -224,7 +226,10 @@ class SyntheticFaces:
         jobs = [(self.seed, list(range(a, min(a + chunk, n))), cfg) for a in range(0, n, chunk)]
         start = time.perf_counter()
         bar = tqdm(total=n, desc="rendering synthetic faces", unit="img", disable=not progress)
-        pool = get_context("fork").Pool(workers) if workers > 1 else None
+        if n < 4 * chunk:
+            workers = 1  # a worker pool costs more than it saves on a few hundred samples
+        # "spawn", not "fork": forking a process that already runs torch/OpenMP threads can deadlock.
+        pool = get_context("spawn").Pool(workers) if workers > 1 else None
         try:
             results = pool.imap(_render_chunk, jobs) if pool else map(_render_chunk, jobs)
             for (_, indices, _), samples in zip(jobs, results):
