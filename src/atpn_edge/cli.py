@@ -171,6 +171,11 @@ def cmd_demo(args) -> None:
     print(f"demo report: {report}")
 
 
+# Subcommands that live beside the code they drive: each module has `register(subparsers)`, which
+# adds its parser(s) with `set_defaults(func=...)`, and imports nothing heavy at module level.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atpn-edge", description=__doc__.splitlines()[0])
@@ -240,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a tiny run for smoke tests")
     p.set_defaults(func=cmd_demo)
+
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
