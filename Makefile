@@ -38,3 +38,18 @@ eval: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+EXPORT_DIR ?= $(DEMO)/export
+PTQ        ?= $(DEMO)/compress/ptq_int8/model_int8.pt2
+# int8 artifacts come from the PTQ program of `make quantize` when it exists, else PTQ runs inside export.
+INT8_SRC   = $(if $(wildcard $(PTQ)),$(PTQ),$(CKPT))
+
+export-tflite: setup
+	mkdir -p $(EXPORT_DIR)
+	$(CLI) export --model $(CKPT) --format tflite --precision fp32 --data $(DATA) --out $(EXPORT_DIR)/atpn_fp32.tflite
+	$(CLI) export --model $(INT8_SRC) --format tflite --precision int8 --data $(DATA) --out $(EXPORT_DIR)/atpn_int8.tflite
+
+export-onnx: setup
+	mkdir -p $(EXPORT_DIR)
+	$(CLI) export --model $(CKPT) --format onnx --precision fp32 --data $(DATA) --out $(EXPORT_DIR)/atpn_fp32.onnx
+	$(CLI) export --model $(CKPT) --format onnx --precision int8 --data $(DATA) --out $(EXPORT_DIR)/atpn_int8.onnx

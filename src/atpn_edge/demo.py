@@ -28,13 +28,21 @@ def _train_float(out: Path, quick: bool) -> tuple[Path, dict]:
     config = load_config(RECIPE, QUICK_OVERRIDES if quick else None)
     run_dir = out / "float"
     log_json = read_json_or_none(run_dir / "log.json")
-    done = log_json is not None and log_json.get("config") == config.to_dict() and len(log_json["epochs"]) >= config.epochs
-    if done:
+    same_run = log_json is not None and _same_recipe(log_json.get("config", {}), config.to_dict())
+    if same_run and len(log_json["epochs"]) >= config.epochs:
         log.info("float model already trained in %s: reusing it", run_dir)
     else:
-        resume = log_json is not None and log_json.get("config") == config.to_dict() and (run_dir / "last.pt").is_file()
-        train(config, run_dir, resume=resume)
+        train(config, run_dir, resume=same_run and (run_dir / "last.pt").is_file())
     return run_dir / "best.pt", config.to_dict()
+
+
+# Settings that change speed, not the trained weights' meaning: a run that differs only in these is reused.
+_NOT_RECIPE = ("threads", "num_workers", "cache_dir")
+
+
+def _same_recipe(a: dict, b: dict) -> bool:
+    strip = lambda d: {k: v for k, v in d.items() if k not in _NOT_RECIPE}  # noqa: E731
+    return strip(a) == strip(b)
 
 
 def _evaluate_checkpoint(checkpoint: Path, num_test: int, cache_dir: str) -> tuple[dict, object]:

@@ -109,6 +109,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = max(1, int(config.warmup_epochs * steps_per_epoch))
 
+    if state is None:
+        _init_template_from_data(model, train_samples)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
@@ -190,6 +192,17 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
         dist.barrier()
         dist.destroy_process_group()
     return history[-1] if history else {}
+
+
+def _init_template_from_data(model: torch.nn.Module, samples) -> None:
+    """Start the landmark regressor at the training set's mean shape (cached synthetic sets expose
+    their label arrays; other sources keep the model's built-in template)."""
+    from atpn_edge.models import landmark_regressor, set_landmark_template
+
+    landmarks, has_face = getattr(samples, "landmarks", None), getattr(samples, "has_face", None)
+    if landmarks is None or has_face is None or not has_face.any() or landmark_regressor(model) is None:
+        return
+    set_landmark_template(model, np.asarray(landmarks[has_face], np.float64).mean(axis=0))
 
 
 def _replica_checksums(model: torch.nn.Module) -> list[float]:
