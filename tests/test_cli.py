@@ -1,0 +1,92 @@
+"""The command line: one-line errors with exit status 2, JSON outputs, predict end to end."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from atpn_edge.cli import main
+from atpn_edge.models import build_model
+from atpn_edge.train.checkpoint import save_checkpoint
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["eval", "--model", "missing.pt"], "missing.pt: no such model file"),
+        (["info", "--model", "resnet50"], "unknown model 'resnet50'"),
+        (["train", "--data", "celeba:/tmp", "--out", "/tmp/x"], "unknown data kind 'celeba'"),
+        (["train", "--data", "wflw:/definitely/not/here", "--out", "/tmp/x"], "/definitely/not/here"),
+        (["data", "preview", "--data", "aflw2000"], "aflw2000"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(capsys, argv, needle):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("atpn-edge: error:")]
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    code, _, err = _run(capsys, "eval", "--model", str(bad))
+    assert code == 2 and str(bad) in err and "Traceback" not in err
+
+
+def test_info_json(tmp_path, capsys):
+    path = tmp_path / "info.json"
+    code, out, _ = _run(capsys, "info", "--model", "atpn-lite", "--json", str(path))
+    info = json.loads(path.read_text())
+    assert code == 0 and set(info) >= {"model", "params", "macs", "input_size"}
+    assert info["params"] < 400_000 and info["macs"] < 25_000_000
+    assert sum(p["params"] for p in info["parts"].values()) == info["params"]
+
+
+def test_predict_with_box_maps_back_to_image_pixels(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = build_model("atpn-lite")
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, model)
+    image = np.full((300, 400, 3), 90, np.uint8)
+    image_path = tmp_path / "face.png"
+    cv2.imwrite(str(image_path), image)
+    out_json = tmp_path / "p.json"
+    code, out, err = _run(capsys, "predict", str(image_path), "--model", str(ckpt), "--box", "100,50,220,170",
+                          "--out", str(tmp_path / "annotated"), "--json", str(out_json))
+    assert code == 0, err
+    result = json.loads(out_json.read_text())
+    face = result["images"][0]["faces"][0]
+    points = np.array(face["landmarks"])
+    assert points.shape == (98, 2)
+    # The crop window is 1.25 x 120 px around the box centre (160, 110): every point lies inside it.
+    assert np.all(np.abs(points - [160, 110]) <= 75 + 1)
+    assert set(face["pose"]) == {"yaw", "pitch", "roll"} and 0.0 <= face["score"] <= 1.0
+    assert (tmp_path / "annotated" / "face_atpn.png").is_file()
+
+
+def test_predict_unreadable_image(tmp_path, capsys):
+    model = build_model("atpn-lite")
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, model)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image")
+    code, _, err = _run(capsys, "predict", str(junk), "--model", str(ckpt))
+    assert code == 2 and "junk.jpg: not a readable image" in err
+
+
+def test_bad_box_flag(tmp_path, capsys):
+    model = build_model("atpn-lite")
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, model)
+    code, _, err = _run(capsys, "predict", "x.png", "--model", str(ckpt), "--box", "1,2,3")
+    assert code == 2 and "--box" in err
