@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip check
+	$(BIN)/python scripts/fetch_peers.py
 	touch $(STAMP)
 
 test: setup
@@ -35,6 +36,16 @@ train: setup
 
 eval: setup
 	$(CLI) eval --model $(CKPT) --data $(DATA)
+
+# bench: the demo's float checkpoint exported to every format of the export table (fp32 + int8), and
+# MediaPipe's face landmark model, at 1 thread and all cores. compare: BUDGET=demo trains fewer models.
+BENCH_THREADS ?= all
+BUDGET ?= full
+bench: setup
+	$(CLI) bench --model $(CKPT) --export default --with-mediapipe --threads $(BENCH_THREADS) --data $(DATA) --out $(or $(OUT),$(DEMO)/bench)
+
+compare: setup
+	$(CLI) compare --budget $(BUDGET) --out $(or $(OUT),runs/compare)
 
 clean:
 	rm -rf runs .pytest_cache

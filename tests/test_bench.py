@@ -1,0 +1,116 @@
+"""The bench harness end to end on a tiny random-init model: rows of INTERFACES.md's schema, MAC
+cross-check against the .tflite graph, accuracy drop against the float row, Markdown and PNGs,
+failed rows instead of crashes, the CLI, peak measurement and peak memory."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from atpn_edge.bench.harness import PEER_MEDIAPIPE, BenchConfig, parse_exports, run_bench
+from atpn_edge.bench.timing import TimingConfig
+from atpn_edge.errors import UserError
+
+torch.set_num_threads(1)
+
+SCHEMA_KEYS = {"model", "variant", "format", "runtime", "threads", "params", "macs", "size_bytes", "latency_ms", "nme",
+               "nme_drop_rel", "pose_mae"}
+
+
+@pytest.fixture(scope="module")
+def bench_result(tmp_path_factory):
+    from atpn_edge.models import build_model
+    from atpn_edge.train.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("bench")
+    (root / "lite").mkdir()
+    torch.manual_seed(0)
+    save_checkpoint(root / "lite" / "best.pt", build_model("atpn-lite", num_landmarks=98))
+    config = BenchConfig(num_images=24, threads=(1, 2), timing=TimingConfig(3, 10, 2, 0.02),
+                         export=("onnx:fp32", "tflite:fp32"), cache_dir=str(root / "cache"), progress=False)
+    result = run_bench([str(root / "lite" / "best.pt"), str(root / "missing.tflite")], root / "out", config=config)
+    return root, result
+
+
+def test_rows_follow_the_interface(bench_result):
+    root, result = bench_result
+    rows = result["rows"]
+    assert len(rows) == 4 * 2  # checkpoint, onnx, tflite, missing file; two thread counts
+    for row in rows:
+        assert SCHEMA_KEYS <= set(row)
+        assert set(row["latency_ms"]) >= {"median", "p90", "runs"}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {(r["format"], r["runtime"]) for r in ok} == {("pytorch", "torch"), ("onnx", "onnxruntime"), ("tflite", "litert")}
+    for r in ok:
+        assert r["latency_ms"]["runs"] >= 20 and 0 < r["latency_ms"]["median"] <= r["latency_ms"]["p90"]
+        assert r["nme"] is not None and 0 < r["nme"] < 2
+        assert 10 <= r["n_images"] <= 24  # crops that hold a face
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 2 and "no such file" in failed[0]["error"]
+    saved = json.loads(Path(result["files"]["json"]).read_text())
+    assert saved["rows"][0]["model"] == rows[0]["model"] and "host" in saved and saved["host"]["cores"] >= 1
+
+
+def test_macs_and_drop(bench_result):
+    from atpn_edge.models import build_model, count_params_and_macs
+
+    _, result = bench_result
+    params, macs = count_params_and_macs(build_model("atpn-lite"), 112)
+    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    assert all(r["macs"] == macs and r["params"] == params for r in ok)
+    tflite = next(r for r in ok if r["format"] == "tflite")
+    # the converter's estimate counts bias adds too: within a few percent of ours, and shown
+    assert tflite["macs_converter_source"] == "tflite converter estimate"
+    assert 0 <= tflite["macs_diff_rel"] < 0.05
+    # exported float artifacts reproduce the checkpoint's accuracy: no drop
+    for r in ok:
+        assert abs(r["nme_drop_rel"]) < 1e-3
+    assert all(r["peak_memory_mb"] is not None and 0.5 < r["peak_memory_mb"] < 500 for r in ok)
+    assert all(r["gmacs_per_s"] > 0 for r in ok)
+
+
+def test_markdown_and_plots(bench_result):
+    _, result = bench_result
+    text = Path(result["files"]["md"]).read_text()
+    assert "| model | variant |" in text and "## 1 thread(s)" in text and "## 2 thread(s)" in text
+    assert "failed: " in text
+    for key in ("latency_nme_png", "size_nme_png"):
+        png = Path(result["files"][key])
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_parse_exports():
+    assert parse_exports("default") == ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
+    assert "tflite:fp16" in parse_exports("all")
+    assert parse_exports("none") == ()
+    with pytest.raises(UserError, match="onnx:fp16"):
+        parse_exports("onnx:fp16")
+
+
+def test_host_peak_is_measured():
+    from atpn_edge.bench.host import PeakConfig, measure_matmul_gmacs, peak_share
+
+    gmacs = measure_matmul_gmacs("fp32", 1, PeakConfig(size=256, repeats=3))
+    assert 0.2 < gmacs < 500
+    achieved, share = peak_share(10_000_000, 2.0, {"fp32": {"1": 10.0}}, "fp32", 1)
+    assert achieved == pytest.approx(5.0) and share == pytest.approx(0.5)
+
+
+def test_mediapipe_missing_becomes_a_row(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATPN_EDGE_PEERS", str(tmp_path))
+    from atpn_edge.bench.harness import describe
+
+    entry = describe(PEER_MEDIAPIPE)
+    assert entry.status == "missing" and "make setup" in entry.error
+
+
+def test_cli_bench_errors(capsys):
+    from atpn_edge.cli import main
+
+    assert main(["bench", "--model", "x.tflite", "--threads", "0"]) == 2
+    assert "--threads 0" in capsys.readouterr().err
+    assert main(["bench", "--model", "x.tflite", "--target", "phone"]) == 2
+    assert main(["compare", "--budget", "huge"]) == 2
+    assert "--budget huge" in capsys.readouterr().err
