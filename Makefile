@@ -55,6 +55,18 @@ PTQ        ?= $(DEMO)/compress/ptq_int8/model_int8.pt2
 # int8 artifacts come from the PTQ program of `make quantize` when it exists, else PTQ runs inside export.
 INT8_SRC   = $(if $(wildcard $(PTQ)),$(PTQ),$(CKPT))
 
+# Compression recipes (recipes/*.yaml); RECIPE= overrides, reports land next to the artifact in OUT.
+recipe_or = $(if $(filter command line environment,$(origin RECIPE)),$(RECIPE),$(1))
+compress_out = $(or $(OUT),$(DEMO)/compress/$(basename $(notdir $(1))))
+quantize: setup
+	$(CLI) quantize --recipe $(RECIPE) --model $(CKPT) --data $(DATA) --out $(call compress_out,$(RECIPE))
+
+qat: setup
+	$(CLI) quantize --recipe $(call recipe_or,recipes/qat_int8.yaml) --model $(CKPT) --data $(DATA) --out $(call compress_out,$(call recipe_or,recipes/qat_int8.yaml))
+
+prune: setup
+	$(CLI) prune --recipe $(call recipe_or,recipes/prune_50.yaml) --model $(CKPT) --data $(DATA) --out $(call compress_out,$(call recipe_or,recipes/prune_50.yaml))
+
 export-tflite: setup
 	mkdir -p $(EXPORT_DIR)
 	$(CLI) export --model $(CKPT) --format tflite --precision fp32 --data $(DATA) --out $(EXPORT_DIR)/atpn_fp32.tflite

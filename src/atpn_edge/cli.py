@@ -173,7 +173,8 @@ def cmd_demo(args) -> None:
 
 # Subcommands that live beside the code they drive: each module has `register(subparsers)`, which
 # adds its parser(s) with `set_defaults(func=...)`, and imports nothing heavy at module level.
-COMMAND_MODULES: tuple[str, ...] = ("atpn_edge.export.commands", "atpn_edge.track.commands", "atpn_edge.bench.commands")
+COMMAND_MODULES: tuple[str, ...] = ("atpn_edge.export.commands", "atpn_edge.track.commands", "atpn_edge.compress.commands",
+                                   "atpn_edge.bench.commands")
 
 
 # --------------------------------------------------------------------------- parser

@@ -1,0 +1,193 @@
+"""Structured channel pruning with torch-pruning's dependency graph, and pruned checkpoints.
+
+    pruned = prune_channels(model, target_macs=0.5 * macs, importance="magnitude")   # a new model
+    save_pruned_checkpoint("out/pruned.pt", pruned, ...)
+    model, checkpoint = load_pruned_checkpoint("out/pruned.pt")
+
+Output layers (every nn.Linear: the landmark regressor and the pose/tracking FCs) are ignored, so
+output shapes never change (the heatmap keeps its P landmarks); DepGraph keeps residual adds,
+depthwise convs and the concatenations consistent. The channel ratio is searched (bisection on
+copies) so that the pruned model has at most `target_macs` MACs.
+
+Pruned checkpoints: the architecture changed, so `model_options` alone cannot rebuild it. A pruned
+checkpoint is an ordinary atpn-edge checkpoint plus `pruned_structure`: for every Conv2d, BatchNorm2d
+and Linear its channel counts (and conv groups). Loading builds a fresh model from model_name and
+model_options, resizes those layers to the stored counts (a structural edit that needs no
+torch-pruning and no pickled modules) and loads the weights strictly. `load_any_checkpoint` reads
+both kinds.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from atpn_edge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+STRUCTURE_KEY = "pruned_structure"
+
+
+def output_layers(model: nn.Module) -> list[nn.Module]:
+    """Layers whose output widths are model outputs: never pruned."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def _importance(name: str):
+    import torch_pruning as tp
+
+    if name == "magnitude":
+        return tp.importance.GroupMagnitudeImportance(p=2)
+    if name == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    if name == "bn_scale":
+        return tp.importance.BNScaleImportance()
+    raise ValueError(f"unknown importance {name!r}")
+
+
+def _output_shapes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple]:
+    with torch.no_grad():
+        return {k: tuple(v.shape) for k, v in model.eval()(example).items()}
+
+
+def _prune_once(model: nn.Module, example: torch.Tensor, ratio: float, importance: str, round_to: int,
+                grad_fn: Callable[[nn.Module], None] | None) -> nn.Module:
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model).eval()
+    pruner = tp.pruner.MetaPruner(model, example, importance=_importance(importance), pruning_ratio=ratio,
+                                  ignored_layers=output_layers(model), round_to=round_to, iterative_steps=1)
+    if importance == "taylor":
+        if grad_fn is None:
+            raise ValueError("taylor importance needs grad_fn (a callable that runs loss.backward())")
+        model.zero_grad()
+        grad_fn(model)
+    pruner.step()
+    model.zero_grad(set_to_none=True)
+    return model
+
+
+def prune_channels(
+    model: nn.Module,
+    target_macs: int,
+    *,
+    importance: str = "magnitude",
+    round_to: int = 4,
+    grad_fn: Callable[[nn.Module], None] | None = None,
+    input_size: int | None = None,
+) -> nn.Module:
+    """A new model pruned structurally to at most `target_macs` MACs (searched channel ratio)."""
+    from atpn_edge.models import count_params_and_macs
+
+    size = input_size or int(model.options.get("input_size", 112))
+    example = torch.zeros(1, 3, size, size)
+    shapes = _output_shapes(model, example)
+    _, macs = count_params_and_macs(model, size)
+    if target_macs >= macs:
+        return copy.deepcopy(model)
+    low, high, best = 0.0, 0.95, None
+    for _ in range(9):  # bisection on the per-layer channel ratio
+        mid = (low + high) / 2
+        candidate = _prune_once(model, example, mid, importance, round_to, grad_fn)
+        if count_params_and_macs(candidate, size)[1] <= target_macs:
+            best, high = candidate, mid
+        else:
+            low = mid
+    if best is None:
+        raise UserError(f"cannot prune {getattr(model, 'name', 'the model')} to {target_macs} MACs (from {macs})")
+    pruned_shapes = _output_shapes(best, example)
+    assert pruned_shapes == shapes, f"pruning changed output shapes {shapes} -> {pruned_shapes}"
+    best.name, best.options = model.name, dict(model.options)
+    log.info("pruned %s at channel ratio %.3f: %d -> %d MACs", model.name, high, macs, count_params_and_macs(best, size)[1])
+    return best
+
+
+# --------------------------------------------------------------------------- pruned checkpoints
+def model_structure(model: nn.Module) -> dict[str, dict[str, int]]:
+    """Channel counts of every prunable layer: what model_options cannot express after pruning."""
+    structure: dict[str, dict[str, int]] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            structure[name] = {"in_channels": m.in_channels, "out_channels": m.out_channels, "groups": m.groups}
+        elif isinstance(m, nn.BatchNorm2d):
+            structure[name] = {"num_features": m.num_features}
+        elif isinstance(m, nn.Linear):
+            structure[name] = {"in_features": m.in_features, "out_features": m.out_features}
+    return structure
+
+
+def apply_structure(model: nn.Module, structure: dict[str, dict[str, int]], source: str = "structure") -> nn.Module:
+    """Resize a freshly built model's layers to `structure` (uninitialised weights: load a state dict next)."""
+    modules = dict(model.named_modules())
+    for name, counts in structure.items():
+        m = modules.get(name)
+        if m is None:
+            raise UserError(f"{source}: pruned layer '{name}' does not exist in {getattr(model, 'name', 'the model')}")
+        if isinstance(m, nn.Conv2d):
+            m.in_channels, m.out_channels, m.groups = counts["in_channels"], counts["out_channels"], counts["groups"]
+            shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
+            m.weight = nn.Parameter(torch.empty(shape))
+            if m.bias is not None:
+                m.bias = nn.Parameter(torch.empty(m.out_channels))
+        elif isinstance(m, nn.BatchNorm2d):
+            n = counts["num_features"]
+            m.num_features = n
+            if m.affine:
+                m.weight, m.bias = nn.Parameter(torch.ones(n)), nn.Parameter(torch.zeros(n))
+            if m.track_running_stats:
+                m.running_mean, m.running_var = torch.zeros(n), torch.ones(n)
+        elif isinstance(m, nn.Linear):
+            m.in_features, m.out_features = counts["in_features"], counts["out_features"]
+            m.weight = nn.Parameter(torch.empty(m.out_features, m.in_features))
+            if m.bias is not None:
+                m.bias = nn.Parameter(torch.empty(m.out_features))
+        else:
+            raise UserError(f"{source}: layer '{name}' is a {type(m).__name__}, not a prunable layer")
+    return model
+
+
+def save_pruned_checkpoint(path: str | os.PathLike, model: nn.Module, *, metrics: dict | None = None,
+                           train_config: dict | None = None, pruning: dict | None = None) -> None:
+    """An atpn-edge checkpoint (atomic write) that also stores the pruned channel counts."""
+    from atpn_edge.io import atomic_path
+    from atpn_edge.train.checkpoint import FORMAT, VERSION, describe
+
+    checkpoint = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_name": model.name,
+        "model_options": dict(model.options),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": describe(model, metrics),
+        "train_config": train_config or {},
+        STRUCTURE_KEY: model_structure(model),
+        "pruning": pruning or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_any_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """A float or pruned checkpoint -> (model in eval mode, checkpoint dict)."""
+    from atpn_edge.models import build_model
+    from atpn_edge.train.checkpoint import load_checkpoint, load_weights, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    if STRUCTURE_KEY not in checkpoint:
+        return load_checkpoint(path)
+    try:
+        model = build_model(checkpoint["model_name"], **checkpoint["model_options"])
+    except (UserError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: cannot rebuild model '{checkpoint['model_name']}': {e}") from e
+    apply_structure(model, checkpoint[STRUCTURE_KEY], source=str(path))
+    load_weights(model, checkpoint["state_dict"], source=str(path))
+    return model.eval(), checkpoint
+
+
+load_pruned_checkpoint = load_any_checkpoint

@@ -1,0 +1,264 @@
+"""Compression recipes are data: YAML files in recipes/, validated into typed frozen configs.
+
+    name: ptq_int8
+    description: static int8, per-channel weights
+    steps:                      # applied in order; each a plain function model -> new model
+      - ptq: {calibration_samples: 256, observer: histogram, per_channel: true}
+    evaluate: {split: test, samples: 1000, formats: [tflite, onnx]}
+
+Step kinds: `prune` and `finetune` (float model -> float model), then at most one final precision step:
+`ptq`, `qat` (PT2E int8), `fp16` or `dynamic_int8` (precisions applied when exporting). An unknown
+key, a wrong type or an impossible value raises one UserError line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atpn_edge.errors import UserError
+
+OBSERVERS = ("minmax", "moving_average_minmax", "histogram")
+IMPORTANCES = ("magnitude", "taylor", "bn_scale")
+FORMATS = ("tflite", "onnx")
+QUANT_OPERATORS = ("conv2d", "linear", "add", "mul", "cat", "adaptive_avg_pool2d")
+
+
+def _opt(default, *, choices=None, min=None, max=None, min_exclusive=False, help=""):  # noqa: A002
+    meta = {"choices": choices, "min": min, "max": max, "min_exclusive": min_exclusive, "help": help}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Fine-tuning shared by `finetune`, `qat` and `prune`: the trainer's loss on the training pipeline."""
+
+    epochs: int = _opt(3, min=0)
+    lr: float = _opt(3e-4, min=0, min_exclusive=True)
+    weight_decay: float = _opt(5e-5, min=0)
+    batch_size: int = _opt(64, min=2)
+    train_samples: int = _opt(4000, min=2, help="training crops (synthetic: the cached train split's first N)")
+    augment: bool = _opt(True)
+    seed: int = _opt(0, min=0)
+
+
+@dataclass(frozen=True)
+class FinetuneStep:
+    train: TrainParams = field(default_factory=TrainParams)
+
+
+@dataclass(frozen=True)
+class PruneStep:
+    macs_reduction: float = _opt(0.3, min=0, max=0.95, min_exclusive=True,
+                                 help="share of MACs to remove (the channel ratio is searched to reach it)")
+    importance: str = _opt("magnitude", choices=IMPORTANCES)
+    iterative_steps: int = _opt(3, min=1)
+    epochs_between_steps: int = _opt(1, min=0, help="recovery fine-tuning after each non-final pruning step")
+    round_to: int = _opt(4, min=1, help="keep channel counts multiples of this (int8 kernels like multiples of 4/8)")
+    train: TrainParams = field(default_factory=lambda: TrainParams(epochs=4, lr=1e-3))
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """Layers kept in float: the K most sensitive (by the sensitivity pass) and/or named modules."""
+
+    keep_float_top_k: int = _opt(0, min=0)
+    keep_float_modules: tuple[str, ...] = _opt((), help="module names such as heatmap or pose_head")
+    keep_float_operators: tuple[str, ...] = _opt((), choices=QUANT_OPERATORS)
+    sensitivity_samples: int = _opt(200, min=1, help="validation crops used to rank layers")
+    sensitivity_analysis: bool = _opt(False, help="write the per-layer table and chart even when K is 0")
+
+
+@dataclass(frozen=True)
+class PTQStep:
+    per_channel: bool = _opt(True)
+    observer: str = _opt("histogram", choices=OBSERVERS)
+    calibration_samples: int = _opt(256, min=1)
+    calibration_augment: bool = _opt(False, help="calibrate on augmented training crops")
+    mixed_precision: MixedPrecision = field(default_factory=MixedPrecision)
+
+
+@dataclass(frozen=True)
+class QATStep:
+    per_channel: bool = _opt(True)
+    freeze_observers_epoch: int = _opt(2, min=0, help="observers stop updating from this epoch (0-based) on")
+    freeze_bn_epoch: int = _opt(1, min=0, help="batch-norm running statistics freeze from this epoch on")
+    train: TrainParams = field(default_factory=lambda: TrainParams(epochs=3, lr=1e-4))
+    mixed_precision: MixedPrecision = field(default_factory=MixedPrecision)
+
+
+@dataclass(frozen=True)
+class ExportPrecisionStep:
+    """fp16 or dynamic_int8: a precision applied by the TFLite/ONNX exporters to the float model."""
+
+
+STEP_KINDS: dict[str, type] = {
+    "finetune": FinetuneStep,
+    "prune": PruneStep,
+    "ptq": PTQStep,
+    "qat": QATStep,
+    "fp16": ExportPrecisionStep,
+    "dynamic_int8": ExportPrecisionStep,
+}
+FINAL_KINDS = ("ptq", "qat", "fp16", "dynamic_int8")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    split: str = _opt("test", choices=("val", "test"))
+    samples: int = _opt(1000, min=1, help="evaluation crops (synthetic) or a limit (real data)")
+    formats: tuple[str, ...] = _opt(("tflite",), choices=FORMATS,
+                                    help="export the result and measure it in its own runtime")
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    options: Any  # one of the *Step dataclasses
+
+    def to_dict(self) -> dict:
+        return {self.kind: dataclasses.asdict(self.options)}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    evaluate: EvalSpec = field(default_factory=EvalSpec)
+    source: str = ""
+
+    @property
+    def precision(self) -> str:
+        """fp32, int8 (ptq/qat), fp16 or dynamic-int8: the final precision step."""
+        last = self.steps[-1].kind if self.steps else ""
+        return {"ptq": "int8", "qat": "int8", "fp16": "fp16", "dynamic_int8": "dynamic-int8"}.get(last, "fp32")
+
+    def step(self, kind: str):
+        return next((s.options for s in self.steps if s.kind == kind), None)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "steps": [s.to_dict() for s in self.steps],
+                "evaluate": dataclasses.asdict(self.evaluate)}
+
+
+# --------------------------------------------------------------------------- validation
+def _type_name(tp) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _check_value(value, tp, meta: dict, source: str, key: str):
+    where = f"{source}: '{key}'"
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise UserError(f"{where} must be a list, got {value!r}")
+        item_meta = dict(meta)
+        return tuple(_check_value(v, str, item_meta, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{where} must be true or false, got {value!r}")
+    elif tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and not isinstance(value, int)):
+            raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
+        value = tp(value)
+        low, high = meta.get("min"), meta.get("max")
+        if low is not None and (value < low or (meta.get("min_exclusive") and value == low)):
+            raise UserError(f"{where} must be {'greater than' if meta.get('min_exclusive') else 'at least'} {low}, got {value!r}")
+        if high is not None and value > high:
+            raise UserError(f"{where} must be at most {high}, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{where} must be a string, got {value!r}")
+    choices = meta.get("choices")
+    if choices and not isinstance(value, tuple) and value not in choices:
+        raise UserError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def build_config(cls, values: Any, source: str, prefix: str):
+    """A mapping -> dataclass `cls`, every key checked; errors name `source` and the dotted key."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError(f"{source}: '{prefix.rstrip('.')}' must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            raise UserError(f"{source}: unknown key '{prefix}{key}' (known: {known})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            base = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else tp()
+            sub = build_config(tp, value, source, f"{prefix}{key}.")
+            # Keys the user did not write keep this field's own defaults (e.g. prune's longer training).
+            given = set(value or {})
+            kwargs[key] = dataclasses.replace(base, **{k: getattr(sub, k) for k in given})
+        else:
+            kwargs[key] = _check_value(value, tp, dict(fields[key].metadata), source, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def recipe_from_dict(values: Any, source: str = "recipe") -> Recipe:
+    if not isinstance(values, dict):
+        raise UserError(f"{source}: expected a mapping with 'name' and 'steps' at the top level")
+    known = ("name", "description", "steps", "evaluate")
+    for key in values:
+        if key not in known:
+            raise UserError(f"{source}: unknown key '{key}' (known: {', '.join(known)})")
+    name = values.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
+        raise UserError(f"{source}: 'name' must be a non-empty string without spaces or slashes, got {name!r}")
+    description = values.get("description", "")
+    if not isinstance(description, str):
+        raise UserError(f"{source}: 'description' must be a string")
+    raw_steps = values.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise UserError(f"{source}: 'steps' must be a non-empty list such as [{{ptq: {{}}}}]")
+    steps = []
+    for i, raw in enumerate(raw_steps):
+        if isinstance(raw, str):
+            raw = {raw: {}}
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise UserError(f"{source}: 'steps[{i}]' must be one step kind with its options, e.g. {{ptq: {{...}}}}")
+        (kind, options), = raw.items()
+        if kind not in STEP_KINDS:
+            raise UserError(f"{source}: 'steps[{i}]' has unknown step kind '{kind}' (known: {', '.join(STEP_KINDS)})")
+        steps.append(Step(kind, build_config(STEP_KINDS[kind], options, source, f"steps[{i}].{kind}.")))
+    finals = [i for i, s in enumerate(steps) if s.kind in FINAL_KINDS]
+    if len(finals) > 1:
+        raise UserError(f"{source}: 'steps' may hold only one of {', '.join(FINAL_KINDS)} (found {len(finals)})")
+    if finals and finals[0] != len(steps) - 1:
+        raise UserError(f"{source}: 'steps[{finals[0]}].{steps[finals[0]].kind}' must be the last step "
+                        "(prune and finetune come before quantization)")
+    for i, s in enumerate(steps):
+        if s.kind == "qat" and s.options.freeze_observers_epoch > s.options.train.epochs:
+            raise UserError(f"{source}: 'steps[{i}].qat.freeze_observers_epoch' ({s.options.freeze_observers_epoch}) "
+                            f"is after the last epoch ({s.options.train.epochs})")
+        if s.kind == "qat" and s.options.train.epochs < 1:
+            raise UserError(f"{source}: 'steps[{i}].qat.train.epochs' must be at least 1")
+    evaluate = build_config(EvalSpec, values.get("evaluate"), source, "evaluate.")
+    return Recipe(name=name, description=description, steps=tuple(steps), evaluate=evaluate, source=source)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """YAML (safe_load) -> validated Recipe; every problem is one UserError line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such recipe file")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+    return recipe_from_dict(values, str(path))
