@@ -238,3 +238,30 @@ def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):
     again = run_recipe(prune_recipe, checkpoint, tmp_path / "pr", cache_dir=cache, progress=False)
     assert os.stat(pruned).st_mtime_ns == stamp  # the finished pruning step was reused
     assert again["accuracy"]["pr"]["nme"] == pytest.approx(report["accuracy"]["pr"]["nme"])
+
+
+# --------------------------------------------------------------------------- sensitivity / mixed precision
+def test_sensitivity_ranks_units_and_writes_table_and_chart(tmp_path):
+    from atpn_edge.compress.sensitivity import quant_units, sensitivity, write_sensitivity
+
+    torch.manual_seed(0)
+    small = build_model("atpn-lite", heads=("landmarks",)).eval()
+    units = quant_units(small)
+    assert "backbone.stem" in units and "landmark_head.regressor" in units
+    assert not any(u.startswith(v + ".") for u in units for v in units)  # top-most blocks only
+    samples = fake_samples(8)
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (8, 3, 112, 112)).astype(np.float32))
+    gt = np.stack([s.landmarks for s in samples])
+    chosen = ["backbone.stem", "landmark_head.regressor"]
+    result = sensitivity(small, x, x, gt, pt2e.QuantSpec(observer="minmax"), modes=("all_but", "only"),
+                         units=chosen, progress=False)
+    assert {r["unit"] for r in result["rows"]} == set(chosen)
+    gains = [r["gain"] for r in result["rows"]]
+    assert gains == sorted(gains, reverse=True)
+    for r in result["rows"]:
+        assert r["gain"] == pytest.approx(result["int8_nme"] - r["all_but_nme"])
+        assert r["damage"] == pytest.approx(r["only_nme"] - result["float_nme"])
+    assert result["int8_nme"] != result["float_nme"]
+    paths = write_sensitivity(result, tmp_path / "sensitivity")
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
+    assert "backbone.stem" in paths["md"].read_text()
