@@ -11,6 +11,7 @@ says where it was measured (`measured_on`: pytorch, tflite or onnx).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -177,7 +178,7 @@ def _run_finetune(ctx: _Context, model, step, index: int):
 
     samples = ctx.train_samples(step.train.train_samples)
     key = _fingerprint(dataclasses.asdict(step), float(sum(float(p.double().sum()) for p in model.parameters())))
-    return finetune(model, samples, step.train, ctx.loss_config, num_points=ctx.num_points,
+    return finetune(copy.deepcopy(model),  # a new model: the float reference stays untouched samples, step.train, ctx.loss_config, num_points=ctx.num_points,
                     state_path=ctx.out / f"step{index}_finetune_state.pt", extra_state={"key": key},
                     progress=ctx.progress, description="finetune")
 
