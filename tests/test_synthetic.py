@@ -160,3 +160,10 @@ def test_sequence_is_smooth_deterministic_and_labelled():
     assert lm[..., 0].min() >= 0 and lm[..., 0].max() < 160 and lm[..., 1].max() < 120
     again = render_sequence(4, num_frames=45, frame_size=(120, 160), num_points=68)
     assert np.array_equal(again.frames, seq.frames)
+
+
+def test_sequence_survives_the_face_leaving_the_frame():
+    # Seed 0 moves the head out of the left edge: the face window must not wrap around the canvas.
+    seq = render_sequence(0, num_frames=150)
+    assert seq.frames.shape == (150, 480, 640, 3)
+    assert not seq.face_visible.all() and seq.face_visible.mean() > 0.5

@@ -56,6 +56,45 @@ def _evaluate_checkpoint(checkpoint: Path, num_test: int, cache_dir: str) -> tup
     return evaluate(torch_predict_fn(model), test, progress=True)
 
 
+def _stage(name: str):
+    log.info("== demo: %s", name)
+    return time.perf_counter()
+
+
+def _exports(checkpoint: Path, out: Path, eval_images: int) -> dict[str, dict]:
+    """fp32 TFLite and ONNX of the float model, each verified and scored in its runtime (reused when done)."""
+    from atpn_edge.export.commands import export_artifact
+    from atpn_edge.io import read_json_or_none
+
+    out.mkdir(parents=True, exist_ok=True)
+    reports = {}
+    for fmt in ("tflite", "onnx"):
+        path = out / f"atpn_fp32.{fmt}"
+        report = read_json_or_none(str(path) + ".accuracy.json")
+        if not (path.is_file() and report and report.get("source") == str(checkpoint)):
+            report = export_artifact(str(checkpoint), fmt, "fp32", str(path), eval_images=eval_images)
+        reports[f"fp32_{fmt}"] = report
+    return reports
+
+
+def _predict_photo(checkpoint: Path, out: Path) -> dict | None:
+    """Predict on a real photograph (scikit-image's public-domain astronaut portrait)."""
+    import importlib.util
+
+    from atpn_edge.predict import predict_images
+    from atpn_edge.train.checkpoint import load_checkpoint
+    from atpn_edge.train.predict import torch_predict_fn
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    photo = Path(list(spec.submodule_search_locations)[0]) / "data" / "astronaut.png"
+    if not photo.is_file():
+        return None
+    model, _ = load_checkpoint(checkpoint)
+    return predict_images(torch_predict_fn(model), [str(photo)], out_dir=str(out))["images"][0]
+
+
 def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     from atpn_edge.metrics import plot_ced
 
@@ -63,34 +102,80 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     root = Path.cwd()
+    n_eval = 64 if quick else TEST_SAMPLES
+    seconds: dict[str, float] = {}
 
-    checkpoint, train_config = _train_float(out, quick)
-    test_metrics, nmes = _evaluate_checkpoint(checkpoint, 64 if quick else TEST_SAMPLES, train_config["cache_dir"])
-    plot_ced({"float (PyTorch)": nmes}, out / "ced.png")
-
-    def rel(p: Path) -> str:
+    def rel(p) -> str:
         p = Path(p).resolve()
         return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
-    accuracy = {
-        "float": {
-            "nme": test_metrics["nme"],
-            "fr_10": test_metrics["fr_10"],
-            "auc_10": test_metrics["auc_10"],
-            "pose_mae": test_metrics["pose_mae"].get("mean"),
-            "face_score_acc": test_metrics.get("face_score_acc"),
-            "box_iou": test_metrics.get("box_iou"),
-            "nme_drop_rel": 0.0,
-            "measured_on": "pytorch",
-            "n_images": test_metrics["n_images"],
-        }
+    t = _stage("train the float ATPN")
+    checkpoint, train_config = _train_float(out, quick)
+    test_metrics, nmes = _evaluate_checkpoint(checkpoint, n_eval, train_config["cache_dir"])
+    plot_ced({"float (PyTorch)": nmes}, out / "ced.png")
+    seconds["train_and_eval"] = time.perf_counter() - t
+
+    t = _stage("post-training int8 quantization (recipes/ptq_int8.yaml), TFLite + ONNX int8, scored in their runtimes")
+    from atpn_edge.compress.runner import run_recipe
+
+    ptq = run_recipe(RECIPE.parent / "ptq_int8.yaml", checkpoint, out / "compress" / "ptq_int8",
+                     eval_samples=n_eval, cache_dir=train_config["cache_dir"])
+    seconds["ptq"] = time.perf_counter() - t
+
+    t = _stage("float32 exports (TFLite, ONNX), verified against PyTorch")
+    exports = _exports(checkpoint, out / "export", eval_images=64 if quick else 500)
+    seconds["export"] = time.perf_counter() - t
+
+    artifacts = {
+        "float_checkpoint": rel(checkpoint),
+        "ptq_int8": rel(ptq["artifacts"]["ptq_int8"]),
+        "fp32_tflite": rel(exports["fp32_tflite"]["artifact"]),
+        "int8_tflite": rel(ptq["artifacts"]["tflite"]),
+        "fp32_onnx": rel(exports["fp32_onnx"]["artifact"]),
+        "int8_onnx": rel(ptq["artifacts"]["onnx"]),
+        "ptq_report": rel(out / "compress" / "ptq_int8" / "report.md"),
+        "ced_png": rel(out / "ced.png"),
     }
+
+    t = _stage("benchmark: size, MACs, latency (1 and 2 threads), memory, accuracy")
+    from atpn_edge.bench.harness import PEER_MEDIAPIPE, run_bench
+
+    bench_models = [str(checkpoint)] + [artifacts[k] for k in ("fp32_tflite", "int8_tflite", "fp32_onnx", "int8_onnx")]
+    bench = run_bench(bench_models + [PEER_MEDIAPIPE], out / "bench", threads=(1,) if quick else (1, 2),
+                      num_images=n_eval, measure_memory=not quick, cache_dir=train_config["cache_dir"])
+    artifacts["bench_json"] = rel(bench["files"]["json"])
+    seconds["bench"] = time.perf_counter() - t
+
+    t = _stage("tracking on a synthetic video: detect once vs detect every frame (int8 TFLite)")
+    from atpn_edge.track.run import run_track
+
+    track = run_track(artifacts["int8_tflite"], out / "track", synthetic_frames=40 if quick else 150, write_video=True)
+    artifacts["track_json"] = rel(out / "track" / "summary.json")
+    seconds["track"] = time.perf_counter() - t
+
+    photo = _predict_photo(checkpoint, out / "predict")
+    if photo and photo.get("annotated"):
+        artifacts["predict_photo_png"] = rel(photo["annotated"])
+
+    accuracy = {"float": _accuracy_row(test_metrics, "pytorch", 0.0)}
+    for variant, key in (("ptq_int8", "ptq_int8"), ("int8_tflite", "ptq_int8_tflite"), ("int8_onnx", "ptq_int8_onnx")):
+        if key in ptq["accuracy"]:
+            accuracy[variant] = ptq["accuracy"][key]
+    for variant, report in exports.items():
+        if "accuracy" in report:
+            row = report["accuracy"]["artifact"]
+            accuracy[variant] = _accuracy_row(row, row["measured_on"], report.get("nme_drop_rel"))
     report = {
-        "artifacts": {"float_checkpoint": rel(checkpoint), "ced_png": rel(out / "ced.png")},
+        "artifacts": artifacts,
         "accuracy": accuracy,
         "test_set": f"synthetic test split (seed 2), {test_metrics['n_samples']} crops",
         "train_config": train_config,
-        "host": {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version()},
+        "bench_rows": bench.get("rows", []),
+        "track": {k: track.get(k) for k in ("frames", "detector_calls", "lost_rate", "ms_per_frame", "nme",
+                                             "pose_mae", "baseline_detect_every_frame", "speedup_median")},
+        "predict_photo": photo,
+        "host": bench.get("host") or {"machine": platform.machine(), "python": platform.python_version()},
+        "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "seconds": round(time.perf_counter() - started, 1),
         "quick": quick,
     }
@@ -99,27 +184,89 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     return out / "report.md"
 
 
+def _accuracy_row(m: dict, measured_on: str, drop) -> dict:
+    pose = m.get("pose_mae") or {}
+    return {
+        "nme": m["nme"], "fr_10": m["fr_10"], "auc_10": m["auc_10"],
+        "pose_mae": pose.get("mean") if isinstance(pose, dict) else pose,
+        "face_score_acc": m.get("face_score_acc"), "box_iou": m.get("box_iou"),
+        "nme_drop_rel": drop, "measured_on": measured_on, "n_images": m.get("n_images"),
+    }
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def render_report(report: dict, test_metrics: dict) -> str:
-    a = report["accuracy"]["float"]
+    acc = report["accuracy"]
     pose = test_metrics["pose_mae"]
     lines = [
         "# atpn-edge demo report",
         "",
-        f"Float ATPN trained on synthetic faces; scored on the held-out {report['test_set']}.",
+        f"ATPN trained on synthetic faces, compressed, exported and benchmarked. Accuracy on the held-out "
+        f"{report['test_set']} (fp32 exports on the validation split); every int8 number is measured in the "
+        "runtime named in `measured on`.",
         "",
-        "| variant | measured on | NME | FR@0.1 | AUC@0.1 | pose MAE (deg) | face-score acc | box IoU |",
+        "## Accuracy",
+        "",
+        "| variant | measured on | NME | drop vs float | FR@0.1 | AUC@0.1 | pose MAE (deg) | face-score acc |",
         "|---|---|---|---|---|---|---|---|",
-        f"| float | {a['measured_on']} | {a['nme']:.2%} | {a['fr_10']:.2%} | {a['auc_10']:.3f} | "
-        f"{a['pose_mae']:.2f} | {a['face_score_acc']:.3f} | {a['box_iou']:.3f} |",
+    ]
+    for variant, a in acc.items():
+        lines.append(
+            f"| {variant} | {a.get('measured_on')} | {_fmt(a.get('nme'), '.2%')} | {_fmt(a.get('nme_drop_rel'), '+.2%')} | "
+            f"{_fmt(a.get('fr_10'), '.2%')} | {_fmt(a.get('auc_10'), '.3f')} | {_fmt(a.get('pose_mae'), '.2f')} | "
+            f"{_fmt(a.get('face_score_acc'), '.3f')} |"
+        )
+    lines += [
         "",
-        f"Pose MAE by angle: yaw {pose.get('yaw', float('nan')):.2f}, pitch {pose.get('pitch', float('nan')):.2f}, "
+        f"Float pose MAE by angle: yaw {pose.get('yaw', float('nan')):.2f}, pitch {pose.get('pitch', float('nan')):.2f}, "
         f"roll {pose.get('roll', float('nan')):.2f} degrees.",
         "",
         "![cumulative error curve](ced.png)",
         "",
-        f"Artifacts: {', '.join(f'`{k}`: `{v}`' for k, v in report['artifacts'].items())}.",
+        "## Size and speed",
         "",
-        f"Total demo time {report['seconds']:.0f} s on {report['host']['machine']} ({report['host']['processor'] or 'cpu'}).",
+        f"Host: {report['host'].get('cpu', report['host'].get('machine', ''))}; full table with p90, memory and "
+        f"peak share: [bench/bench.md](bench/bench.md).",
+        "",
+        "| model | variant | runtime | threads | size | median ms | NME |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in report["bench_rows"]:
+        lat = row.get("latency_ms") or {}
+        size = row.get("size_bytes")
+        lines.append(
+            f"| {row.get('model')} | {row.get('variant')} | {row.get('runtime')} | {row.get('threads')} | "
+            f"{_fmt(size / 1024 if size else None, '.0f')} KiB | {_fmt(lat.get('median'), '.2f')} | {_fmt(row.get('nme'), '.2%')} |"
+        )
+    lines += ["", "![latency vs NME](bench/bench_latency_nme.png) ![size vs NME](bench/bench_size_nme.png)", ""]
+    tr = report["track"]
+    base = tr.get("baseline_detect_every_frame") or {}
+    lines += [
+        "## Tracking (int8 TFLite, synthetic video)",
+        "",
+        "| pipeline | ms/frame median | NME | detector calls |",
+        "|---|---|---|---|",
+        f"| track (detect when lost) | {_fmt((tr.get('ms_per_frame') or {}).get('median'), '.2f')} | {_fmt(tr.get('nme'), '.2%')} | "
+        f"{tr.get('detector_calls')} / {tr.get('frames')} |",
+        f"| detect every frame | {_fmt((base.get('ms_per_frame') or {}).get('median'), '.2f')} | {_fmt(base.get('nme'), '.2%')} | "
+        f"{tr.get('frames')} / {tr.get('frames')} |",
+        "",
+    ]
+    photo = report.get("predict_photo")
+    if photo and photo.get("annotated"):
+        name = Path(photo["annotated"]).name
+        lines += ["## A real photograph", "", f"{len(photo['faces'])} face(s) found by the offline detector; "
+                  "landmarks and pose from the float model trained only on synthetic faces:", "",
+                  f"![prediction on a real photograph](predict/{name})", ""]
+    lines += [
+        "## Artifacts",
+        "",
+        *[f"- `{k}`: `{v}`" for k, v in report["artifacts"].items()],
+        "",
+        f"Stage seconds: {report['stage_seconds']}; total {report['seconds']:.0f} s.",
         "",
     ]
     return "\n".join(lines)

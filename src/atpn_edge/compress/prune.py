@@ -174,20 +174,11 @@ def save_pruned_checkpoint(path: str | os.PathLike, model: nn.Module, *, metrics
 
 
 def load_any_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """A float or pruned checkpoint -> (model in eval mode, checkpoint dict)."""
-    from atpn_edge.models import build_model
-    from atpn_edge.train.checkpoint import load_checkpoint, load_weights, read_checkpoint
+    """A float or pruned checkpoint -> (model in eval mode, checkpoint dict); `load_checkpoint`
+    applies the pruned structure itself, so every command reads pruned checkpoints."""
+    from atpn_edge.train.checkpoint import load_checkpoint
 
-    checkpoint = read_checkpoint(path)
-    if STRUCTURE_KEY not in checkpoint:
-        return load_checkpoint(path)
-    try:
-        model = build_model(checkpoint["model_name"], **checkpoint["model_options"])
-    except (UserError, TypeError, ValueError) as e:
-        raise UserError(f"{path}: cannot rebuild model '{checkpoint['model_name']}': {e}") from e
-    apply_structure(model, checkpoint[STRUCTURE_KEY], source=str(path))
-    load_weights(model, checkpoint["state_dict"], source=str(path))
-    return model.eval(), checkpoint
+    return load_checkpoint(path)
 
 
 load_pruned_checkpoint = load_any_checkpoint

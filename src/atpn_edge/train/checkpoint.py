@@ -114,6 +114,10 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
         model = build_model(name, **checkpoint["model_options"])
     except (UserError, TypeError, ValueError) as e:
         raise UserError(f"{path}: cannot rebuild model '{name}': {e}") from e
+    if "pruned_structure" in checkpoint:  # channel-pruned: resize the fresh model's layers first
+        from atpn_edge.compress.prune import apply_structure
+
+        apply_structure(model, checkpoint["pruned_structure"], source=str(path))
     load_weights(model, checkpoint["state_dict"], source=str(path))
     model.eval()
     return model, checkpoint

@@ -236,12 +236,14 @@ def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.rand
     # Work in the face's bounding window only (the blur is the costly part).
     h, w = canvas.shape[:2]
     pad = int(max(view.scale * 0.1, 3))
-    x0 = max(int(px[:, 0].min()) - pad, 0)
-    y0 = max(int(px[:, 1].min()) - pad, 0)
-    x1 = min(int(px[:, 0].max()) + pad + 1, w)
-    y1 = min(int(px[:, 1].max()) + pad + 1, h)
+    # Clamped so the window stays inside the canvas (at least 1 px) when the face leaves the frame:
+    # a negative end would otherwise slice from the far side of the canvas.
+    x0 = min(max(int(px[:, 0].min()) - pad, 0), w - 1)
+    y0 = min(max(int(px[:, 1].min()) - pad, 0), h - 1)
+    x1 = max(min(int(px[:, 0].max()) + pad + 1, w), x0 + 1)
+    y1 = max(min(int(px[:, 1].max()) + pad + 1, h), y0 + 1)
     # RGBA layer: alpha 255 = face mesh, 254 = a nose triangle (restored over the far eye later).
-    layer = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1), 4), np.uint8)
+    layer = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
     offset = np.array([x0, y0]) * 16
     is_nose = np.isin(tri, np.arange(51, 60)).sum(axis=1) >= 2
     fill = np.concatenate([tri_colour, np.where(is_nose, 254.0, 255.0)[:, None]], axis=1).tolist()
