@@ -90,3 +90,30 @@ def test_bad_box_flag(tmp_path, capsys):
     save_checkpoint(ckpt, model)
     code, _, err = _run(capsys, "predict", "x.png", "--model", str(ckpt), "--box", "1,2,3")
     assert code == 2 and "--box" in err
+
+
+def test_export_int8_tflite_from_a_ptq_program_scores_it_in_litert(tmp_path, capsys):
+    from atpn_edge.compress.pt2e import QuantSpec
+    from atpn_edge.compress.quantize import ptq, save_quantized
+
+    torch.manual_seed(0)
+    model = build_model("atpn-lite").eval()
+    ckpt = tmp_path / "float.pt"
+    save_checkpoint(ckpt, model)
+    calib = np.random.default_rng(0).integers(0, 256, (8, 112, 112, 3), dtype=np.uint8)
+    program = tmp_path / "model_int8.pt2"
+    save_quantized(ptq(model, calib, QuantSpec(observer="minmax"), progress=False), program,
+                   extra={"source_checkpoint": str(ckpt)})
+    out = tmp_path / "m_int8.tflite"
+    code, stdout, err = _run(capsys, "export", "--model", str(program), "--format", "tflite", "--precision", "int8",
+                             "--out", str(out), "--eval", "16", "--cache-dir", str(tmp_path / "cache"),
+                             "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["verification"]["ok"] and report["verification"]["int8"]["ok"]
+    assert report["verification"]["int8"]["float_compute_ops"] == []
+    artifact, float_ = report["accuracy"]["artifact"], report["accuracy"]["float"]
+    assert artifact["runtime"] == "litert" and artifact["measured_on"] == "tflite"
+    assert artifact["n_images"] == float_["n_images"] > 0
+    assert report["nme_drop_rel"] == pytest.approx(artifact["nme"] / float_["nme"] - 1)
+    assert json.loads((tmp_path / "m_int8.tflite.json").read_text())["precision"] == "int8"

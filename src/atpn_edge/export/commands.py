@@ -35,11 +35,12 @@ def load_source_model(model_path: str):
 
     path = Path(model_path)
     if path.suffix == ".pt2":
-        from atpn_edge.compress.artifacts import load_quantized_program
+        from atpn_edge.compress.quantize import load_quantized, sidecar_path
+        from atpn_edge.io import read_json_or_none
 
-        graph, info = load_quantized_program(path)
+        graph = load_quantized(path)
         float_model = None
-        source = info.get("source_checkpoint")
+        source = (read_json_or_none(sidecar_path(path)) or {}).get("source_checkpoint")
         if source and Path(source).is_file():
             from atpn_edge.train.checkpoint import load_checkpoint
 
