@@ -77,8 +77,9 @@ export-onnx: setup
 	$(CLI) export --model $(CKPT) --format onnx --precision fp32 --data $(DATA) --out $(EXPORT_DIR)/atpn_fp32.onnx
 	$(CLI) export --model $(CKPT) --format onnx --precision int8 --data $(DATA) --out $(EXPORT_DIR)/atpn_int8.onnx
 
-# track: the demo's int8 .tflite when it exists, else the float checkpoint; CKPT=... on the command line wins.
+# track: the int8 .tflite of `make export-tflite` or of the demo's PTQ when one exists, else the float
+# checkpoint; CKPT=... on the command line wins.
 TRACK_INPUT ?= synthetic
-TRACK_MODEL ?= $(if $(filter command line environment,$(origin CKPT)),$(CKPT),$(or $(wildcard $(DEMO)/export/atpn_int8.tflite),$(CKPT)))
+TRACK_MODEL ?= $(if $(filter command line environment,$(origin CKPT)),$(CKPT),$(or $(firstword $(wildcard $(DEMO)/export/atpn_int8.tflite $(DEMO)/compress/ptq_int8/ptq_int8.tflite)),$(CKPT)))
 track: setup
 	$(CLI) track $(TRACK_INPUT) --model $(TRACK_MODEL) --threads $(THREADS) --out $(or $(OUT),$(DEMO)/track) $(if $(filter-out synthetic,$(DATA)),--data $(DATA))
