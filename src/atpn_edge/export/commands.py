@@ -68,6 +68,7 @@ def export_artifact(
     quantizer: str = "pt2e",
     threads: int = 1,
     cache_dir: str = "runs/cache",
+    eval_split: str = "val",
 ) -> dict:
     """Export, verify (parity and int8-ness), then score the artifact in its runtime; returns the report
     also written to `<artifact>.accuracy.json`."""
@@ -106,7 +107,7 @@ def export_artifact(
         "verification": result.verification,
     }
     if eval_images > 0:
-        _, val = _data_crops(data, "val", eval_images, num_points, input_size, cache_dir)
+        _, val = _data_crops(data, eval_split, eval_images, num_points, input_size, cache_dir)
         predictor = load_predictor(result.path, threads=threads)
         artifact_metrics, _ = evaluate(predictor.predict, val, progress=True)
         report["accuracy"] = {"artifact": dict(artifact_metrics, measured_on=format, runtime=predictor.runtime)}
@@ -116,7 +117,7 @@ def export_artifact(
             report["nme_drop_rel"] = artifact_metrics["nme"] / float_metrics["nme"] - 1
             if artifact_metrics["pose_mae"] and float_metrics["pose_mae"]:
                 report["pose_mae_delta"] = artifact_metrics["pose_mae"]["mean"] - float_metrics["pose_mae"]["mean"]
-        report["eval_data"] = f"{data} val, {len(val)} crops"
+        report["eval_data"] = f"{data} {eval_split}, {len(val)} crops"
     write_json(str(result.path) + ".accuracy.json", report)
     return report
 
@@ -129,7 +130,7 @@ def cmd_export(args) -> None:
         report = export_artifact(
             args.model, args.format, args.precision, args.out, data=args.data, calibration=args.calibration,
             eval_images=args.eval, nhwc=args.nhwc, int8_io=args.int8_io, quantizer=args.quantizer,
-            threads=args.threads, cache_dir=args.cache_dir,
+            threads=args.threads, cache_dir=args.cache_dir, eval_split=args.eval_split,
         )
     except VerificationError as e:
         raise UserError(f"{args.out}: verification failed, nothing written: {e}") from e
@@ -156,7 +157,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="artifact path (.tflite or .onnx); its folder must exist")
     p.add_argument("--data", default="synthetic", help="calibration and evaluation data (synthetic or KIND:PATH)")
     p.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION, help="calibration crops for int8")
-    p.add_argument("--eval", type=int, default=DEFAULT_EVAL, help="validation crops to score the artifact on (0: skip)")
+    p.add_argument("--eval", type=int, default=DEFAULT_EVAL, help="crops to score the artifact on (0: skip)")
+    p.add_argument("--eval-split", default="val", choices=["val", "test"], help="split scored (synthetic: seeds 1, 2)")
     p.add_argument("--nhwc", action="store_true", help="channels-last input (TFLite)")
     p.add_argument("--int8-io", action="store_true", help="int8 input/output tensors (TFLite int8 only)")
     p.add_argument("--quantizer", default="pt2e", choices=list(INT8_QUANTIZERS), help="TFLite int8 route")
