@@ -155,22 +155,10 @@ def apply_structure(model: nn.Module, structure: dict[str, dict[str, int]], sour
 def save_pruned_checkpoint(path: str | os.PathLike, model: nn.Module, *, metrics: dict | None = None,
                            train_config: dict | None = None, pruning: dict | None = None) -> None:
     """An atpn-edge checkpoint (atomic write) that also stores the pruned channel counts."""
-    from atpn_edge.io import atomic_path
-    from atpn_edge.train.checkpoint import FORMAT, VERSION, describe
+    from atpn_edge.train.checkpoint import save_checkpoint
 
-    checkpoint = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model_name": model.name,
-        "model_options": dict(model.options),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "meta": describe(model, metrics),
-        "train_config": train_config or {},
-        STRUCTURE_KEY: model_structure(model),
-        "pruning": pruning or {},
-    }
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    save_checkpoint(path, model, metrics=metrics, train_config=train_config,
+                    extra={STRUCTURE_KEY: model_structure(model), "pruning": pruning or {}})
 
 
 def load_any_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:

@@ -62,8 +62,11 @@ def save_checkpoint(
     metrics: dict | None = None,
     train_config: dict | None = None,
     train_state: dict | None = None,
+    extra: dict | None = None,
 ) -> None:
-    """Write atomically: a crash mid-write never leaves a broken file under `path`."""
+    """Write atomically: a crash mid-write never leaves a broken file under `path`.
+
+    `extra` adds top-level keys (e.g. the channel counts of a pruned model)."""
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     checkpoint = {
         "format": FORMAT,
@@ -76,6 +79,7 @@ def save_checkpoint(
     }
     if train_state is not None:
         checkpoint["train_state"] = train_state
+    checkpoint.update(extra or {})
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
 
