@@ -104,6 +104,13 @@ def test_export_int8_tflite_from_a_ptq_program_scores_it_in_litert(tmp_path, cap
     program = tmp_path / "model_int8.pt2"
     save_quantized(ptq(model, calib, QuantSpec(observer="minmax"), progress=False), program,
                    extra={"source_checkpoint": str(ckpt)})
+    # A fresh process (nothing has imported torchao) must read the program back too.
+    import subprocess
+    import sys
+
+    reread = subprocess.run([sys.executable, "-c", "import sys; from atpn_edge.compress.quantize import load_quantized; "
+                             "load_quantized(sys.argv[1])", str(program)], capture_output=True, text=True, timeout=300)
+    assert reread.returncode == 0, reread.stderr[-2000:]
     out = tmp_path / "m_int8.tflite"
     code, stdout, err = _run(capsys, "export", "--model", str(program), "--format", "tflite", "--precision", "int8",
                              "--out", str(out), "--eval", "16", "--cache-dir", str(tmp_path / "cache"),

@@ -160,6 +160,10 @@ def load_quantized(path: str | os.PathLike) -> torch.fx.GraphModule:
     meta = read_json_or_none(sidecar_path(path))
     if not isinstance(meta, dict) or meta.get("format") != ARTIFACT_FORMAT:
         raise UserError(f"{path}: missing or foreign sidecar {sidecar_path(path).name} (expected format {ARTIFACT_FORMAT})")
+    # The program's quantize/dequantize nodes are torchao's `quantized_decomposed` ops: register them
+    # first, or deserialisation fails in a fresh process (nothing else has imported torchao yet).
+    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
+
     try:
         program = torch.export.load(str(path))
     except Exception as e:  # a truncated or foreign file
