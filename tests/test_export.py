@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tiny_net import TinyNet
 from atpn_edge.compress.pt2e import QuantizedModel, QuantSpec, convert, prepare_ptq
 from atpn_edge.errors import UserError
 from atpn_edge.export import export_model
@@ -21,30 +22,6 @@ from atpn_edge.runtime.litert import LiteRTPredictor
 from atpn_edge.runtime.onnx import OnnxPredictor
 
 torch.set_num_threads(1)
-
-
-class TinyNet(torch.nn.Module):
-    """MobileNetV2-style stand-in (inverted residual, depthwise conv, residual add, Linear head): converts fast."""
-
-    def __init__(self, points: int = 5):
-        super().__init__()
-        nn = torch.nn
-        self.points = points
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
-        self.block = nn.Sequential(
-            nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8),
-        )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(8, points * 2 + 3 + 1)
-        self.name, self.options = "tiny", {"num_landmarks": points, "input_size": 112}
-
-    def forward(self, x):
-        f = self.stem(x)
-        y = self.head(self.pool(f + self.block(f)).flatten(1))
-        p = self.points
-        return {"landmarks": y[:, : 2 * p].reshape(-1, p, 2), "pose": y[:, 2 * p : 2 * p + 3], "face_logit": y[:, -1]}
 
 
 def _images(n: int, seed: int) -> np.ndarray:

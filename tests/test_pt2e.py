@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tiny_net import TinyNet
 from atpn_edge.compress.pt2e import (
     QuantizedModel,
     QuantSpec,
@@ -19,29 +20,6 @@ from atpn_edge.compress.pt2e import (
 from atpn_edge.models import build_model
 
 torch.set_num_threads(1)
-
-
-class TinyNet(torch.nn.Module):
-    """MobileNetV2-style stand-in (inverted residual with depthwise conv and residual add, Linear heads)."""
-
-    def __init__(self, points: int = 5):
-        super().__init__()
-        nn = torch.nn
-        self.points = points
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
-        self.block = nn.Sequential(
-            nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8),
-        )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(8, points * 2 + 3)
-        self.name, self.options = "tiny", {"num_landmarks": points}
-
-    def forward(self, x):
-        f = self.stem(x)
-        y = self.head(self.pool(f + self.block(f)).flatten(1))
-        return {"landmarks": y[:, : 2 * self.points].reshape(-1, self.points, 2), "pose": y[:, 2 * self.points :]}
 
 
 def _quantize_count(gm: torch.fx.GraphModule) -> int:
@@ -137,7 +115,7 @@ def test_skip_operator_type_leaves_linear_float(model, images):
 
 def test_qat_trains_and_converts(images):
     torch.manual_seed(0)
-    model = TinyNet()
+    model = TinyNet(outputs=("landmarks", "pose"))
     prepared = prepare_qat(model, images[:1], QuantSpec())
     assert graph_info(prepared)["mode"] == "qat"
     optimizer = torch.optim.SGD(prepared.parameters(), lr=1e-3)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from tiny_net import ALL_OUTPUTS, TinyNet
 from atpn_edge.errors import UserError
 from atpn_edge.export import export_model
 from atpn_edge.runtime._common import map_output_names
@@ -21,31 +22,10 @@ from atpn_edge.runtime.torch_predictor import TorchPredictor
 torch.set_num_threads(1)
 
 
-class TinyNet(torch.nn.Module):
-    """MobileNetV2-style stand-in with all four heads."""
-
-    def __init__(self, points: int = 7):
-        super().__init__()
-        nn = torch.nn
-        self.points = points
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1), nn.ReLU())
-        self.block = nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.ReLU(),
-                                   nn.Conv2d(16, 8, 1))
-        self.head = nn.Linear(8, points * 2 + 3 + 1 + 4)
-        self.name, self.options = "tiny", {"num_landmarks": points, "input_size": 112}
-
-    def forward(self, x):
-        f = self.stem(x)
-        y = self.head((f + self.block(f)).mean((2, 3)))
-        p = self.points
-        return {"landmarks": y[:, : 2 * p].reshape(-1, p, 2), "pose": 30 * y[:, 2 * p : 2 * p + 3],
-                "face_logit": y[:, 2 * p + 3], "face_box": y[:, -4:]}
-
-
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return TinyNet().eval()
+    return TinyNet(points=7, outputs=ALL_OUTPUTS, batchnorm=False, pose_scale=30.0).eval()
 
 
 @pytest.fixture(scope="module")
