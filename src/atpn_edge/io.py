@@ -75,3 +75,16 @@ def read_json_or_none(path: str | os.PathLike) -> Any:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def read_yaml(path: str | os.PathLike, what: str = "YAML") -> Any:
+    """Parse a YAML file with safe_load; a missing file or bad YAML is one UserError naming the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such {what} file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from atpn_edge.errors import UserError
+from atpn_edge.io import read_yaml
 
 OBSERVERS = ("minmax", "moving_average_minmax", "histogram")
 IMPORTANCES = ("magnitude", "taylor", "bn_scale")
@@ -254,11 +254,4 @@ def recipe_from_dict(values: Any, source: str = "recipe") -> Recipe:
 
 def load_recipe(path: str | Path) -> Recipe:
     """YAML (safe_load) -> validated Recipe; every problem is one UserError line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such recipe file")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
-    return recipe_from_dict(values, str(path))
+    return recipe_from_dict(read_yaml(path, "recipe"), str(path))

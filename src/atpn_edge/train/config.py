@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from atpn_edge.errors import UserError
+from atpn_edge.io import read_yaml
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if path is not None:
         path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        loaded = read_yaml(path, "config")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
