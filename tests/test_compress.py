@@ -240,6 +240,32 @@ def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):
     assert again["accuracy"]["pr"]["nme"] == pytest.approx(report["accuracy"]["pr"]["nme"])
 
 
+def test_run_recipe_composes_prune_finetune_qat_with_float_control(checkpoint, tmp_path):
+    """prune -> finetune -> QAT in one recipe run: every step runs, the pruned float model before
+    quantization and the QAT float control (same epochs, no fake-quant) are reported beside the int8 one."""
+    import yaml
+
+    from atpn_edge.compress.runner import run_recipe
+
+    tiny = {"epochs": 1, "batch_size": 8, "train_samples": 16, "augment": False}
+    recipe = tmp_path / "pqat.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "pqat", "steps": [
+        {"prune": {"macs_reduction": 0.3, "iterative_steps": 1, "epochs_between_steps": 0, "train": tiny}},
+        {"finetune": {"train": tiny}},
+        {"qat": {"freeze_bn_epoch": 0, "freeze_observers_epoch": 1, "float_control": True, "train": tiny}}],
+        "evaluate": {"samples": 16, "formats": []}}))
+    report = run_recipe(recipe, checkpoint, tmp_path / "pqat", cache_dir=str(tmp_path / "cache"), progress=False)
+    assert [s["kind"] for s in report["steps"]] == ["prune", "finetune", "qat"]
+    acc = report["accuracy"]
+    assert {"float", "pqat", "pqat_float_before_quant", "pqat_float_control"} <= set(acc)
+    assert report["params_macs"]["macs_reduction"] >= 0.3
+    assert acc["pqat_float_before_quant"]["macs"] == acc["pqat"]["macs"] < acc["float"]["macs"]
+    assert (tmp_path / "pqat" / "step1_finetune_state.pt").is_file()
+    assert (tmp_path / "pqat" / "step2_float_control_state.pt").is_file()
+    # the control and the QAT model start from the same weights but are different models
+    assert acc["pqat_float_control"]["nme"] != acc["pqat"]["nme"]
+
+
 # --------------------------------------------------------------------------- sensitivity / mixed precision
 def test_sensitivity_ranks_units_and_writes_table_and_chart(tmp_path):
     from atpn_edge.compress.sensitivity import quant_units, sensitivity, write_sensitivity

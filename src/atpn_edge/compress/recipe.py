@@ -92,6 +92,7 @@ class QATStep:
     freeze_bn_epoch: int = _opt(1, min=0, help="batch-norm running statistics freeze from this epoch on")
     train: TrainParams = field(default_factory=lambda: TrainParams(epochs=3, lr=1e-4))
     mixed_precision: MixedPrecision = field(default_factory=MixedPrecision)
+    float_control: bool = _opt(False, help="also train the float model for the same epochs without fake-quant and report it")
 
 
 @dataclass(frozen=True)

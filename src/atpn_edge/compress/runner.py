@@ -122,7 +122,7 @@ def _run_prune(ctx: _Context, model, step: PruneStep, index: int, resume: bool):
 
     final = ctx.out / f"step{index}_pruned.pt"
     key = _fingerprint(dataclasses.asdict(step), model.name, model.options,
-                       float(sum(float(p.double().sum()) for p in model.parameters())))
+                       float(sum(float(p.detach().double().sum()) for p in model.parameters())))
     if resume and final.is_file():
         pruned, ckpt = load_any_checkpoint(final)
         if ckpt.get("pruning", {}).get("key") == key:
@@ -177,8 +177,9 @@ def _run_finetune(ctx: _Context, model, step, index: int):
     from atpn_edge.compress.finetune import finetune
 
     samples = ctx.train_samples(step.train.train_samples)
-    key = _fingerprint(dataclasses.asdict(step), float(sum(float(p.double().sum()) for p in model.parameters())))
-    return finetune(copy.deepcopy(model),  # a new model: the float reference stays untouched samples, step.train, ctx.loss_config, num_points=ctx.num_points,
+    key = _fingerprint(dataclasses.asdict(step), float(sum(float(p.detach().double().sum()) for p in model.parameters())))
+    # a copy: the float reference model stays untouched
+    return finetune(copy.deepcopy(model), samples, step.train, ctx.loss_config, num_points=ctx.num_points,
                     state_path=ctx.out / f"step{index}_finetune_state.pt", extra_state={"key": key},
                     progress=ctx.progress, description="finetune")
 
@@ -228,6 +229,7 @@ def run_recipe(
     are reused and interrupted fine-tuning (pruning, QAT) continues from its last finished epoch.
     """
     from atpn_edge.compress import pt2e
+    from atpn_edge.compress.finetune import finetune
     from atpn_edge.compress.prune import load_any_checkpoint, save_pruned_checkpoint
     from atpn_edge.compress.quantize import ptq, qat, quant_spec, save_quantized
     from atpn_edge.evaluate import evaluate
@@ -255,6 +257,8 @@ def run_recipe(
                     "data": data, "precision": recipe.precision, "artifacts": {}, "steps": []}
 
     model = float_model
+    pre_quant = None  # the (pruned / fine-tuned) float model a quantization step started from
+    float_control = None
     graph = None
     graph_full_int8 = None
     spec = None
@@ -272,6 +276,7 @@ def run_recipe(
             spec = quant_spec(opts.per_channel, opts.observer, opts.mixed_precision, keep)
             calib_samples = ctx.train_samples(opts.calibration_samples)
             calib_images = _images(calib_samples, augment=opts.calibration_augment)
+            pre_quant = model
             graph = ptq(model, calib_images, spec, progress=progress)
             if spec.skip_modules or spec.skip_operators:  # what mixed precision buys: also the all-int8 model
                 graph_full_int8 = ptq(model, calib_images, quant_spec(opts.per_channel, opts.observer,
@@ -281,10 +286,16 @@ def run_recipe(
             keep = _keep_float(ctx, model, opts.mixed_precision, opts.per_channel, "histogram", report)
             spec = quant_spec(opts.per_channel, "histogram", opts.mixed_precision, keep)
             key = _fingerprint(dataclasses.asdict(opts), spec.to_dict())
-            graph = qat(model, ctx.train_samples(opts.train.train_samples), opts, loss_config, num_points=num_points,
+            qat_samples = ctx.train_samples(opts.train.train_samples)
+            if opts.float_control:
+                # the same epochs without fake-quant: separates what QAT's extra training buys from what int8 costs
+                float_control = finetune(copy.deepcopy(model), qat_samples, opts.train, loss_config, num_points=num_points,
+                                         state_path=out / f"step{index}_float_control_state.pt", progress=progress,
+                                         description="float control (QAT epochs, no quantization)")
+            pre_quant = model
+            graph = qat(model, qat_samples, opts, loss_config, num_points=num_points,
                         spec=spec, state_path=out / f"step{index}_qat_state.pt", progress=progress)
             calib_images = _images(ctx.train_samples(64))
-            del key
         report["steps"].append({"kind": step.kind, "seconds": round(time.perf_counter() - t0, 1)})
         log.info("%s: step %d (%s) done in %.0f s", recipe.name, index, step.kind, time.perf_counter() - t0)
 
@@ -319,6 +330,15 @@ def run_recipe(
             res, _ = evaluate(torch_predict_fn(pt2e.QuantizedModel(graph_full_int8)), eval_set, progress=progress)
             acc[f"{name}_all_int8"] = _metrics_row(res, "pytorch", f_nme, params=params1, macs=macs1, simulated=True,
                                                    kept_in_float=[])
+        if pre_quant is not None and pre_quant is not float_model:
+            res, nmes = evaluate(torch_predict_fn(pre_quant), eval_set, progress=progress)
+            acc[f"{name}_float_before_quant"] = _metrics_row(res, "pytorch", f_nme, params=params1, macs=macs1)
+            curves[f"{name} float before quant (pytorch)"] = nmes
+        if float_control is not None:
+            res, nmes = evaluate(torch_predict_fn(float_control), eval_set, progress=progress)
+            acc[f"{name}_float_control"] = _metrics_row(res, "pytorch", f_nme, params=params1, macs=macs1,
+                                                        note="float model trained for the QAT epochs without fake-quant")
+            curves[f"{name} float control (pytorch)"] = nmes
     elif model is not float_model:
         res, nmes = evaluate(torch_predict_fn(model), eval_set, progress=progress)
         acc[name] = _metrics_row(res, "pytorch", f_nme, params=params1, macs=macs1)
