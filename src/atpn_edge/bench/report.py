@@ -39,8 +39,10 @@ def host_line(result: dict[str, Any]) -> str:
             f"load {h.get('load_average_1m')}; torch {rt.get('torch', '-')}, ai-edge-litert {rt.get('ai-edge-litert', '-')}, "
             f"onnxruntime {rt.get('onnxruntime', '-')}.")
     if peak:
-        text += (f" Measured peak ({peak.get('method')}): fp32 {peak.get('fp32')} GMAC/s, int8 {peak.get('int8')} GMAC/s "
-                 "by thread count.")
+        def per_threads(values: dict | None) -> str:
+            return ", ".join(f"{v} GMAC/s at {t} thread(s)" for t, v in (values or {}).items()) or "-"
+
+        text += f" Measured peak ({peak.get('method')}): fp32 {per_threads(peak.get('fp32'))}; int8 {per_threads(peak.get('int8'))}."
     return text
 
 
@@ -72,8 +74,19 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+RUNTIME_NAMES = {"litert": "LiteRT + XNNPACK", "onnxruntime": "ONNX Runtime CPU", "torch": "PyTorch eager"}
+_RUNTIME_MARKERS = {"litert": "o", "onnxruntime": "s", "torch": "^"}
+
+
 def plot_tradeoffs(rows: list[dict[str, Any]], path: str | Path, x_key: str, x_label: str, title: str) -> bool:
-    """Scatter of `x_key` against NME for rows with both; the Pareto front joined and ringed."""
+    """Scatter of `x_key` against NME for rows with both; the Pareto front joined and ringed.
+
+    Points are numbered and named in a legend beside the axes (model, variant, runtime) instead of
+    being labelled in place: near-identical models (float vs int8 of one network) sit on top of each
+    other and in-place labels overlap. Colour = model, marker = runtime, hollow = int8.
+    """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,20 +102,24 @@ def plot_tradeoffs(rows: list[dict[str, Any]], path: str | Path, x_key: str, x_l
         return False
     points = [(float(x_of(r)), float(r["nme"]) * 100) for r in chosen]
     front = sorted(pareto_front(points), key=lambda i: points[i][0])
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = {"tflite": "o", "onnx": "s", "pytorch": "^"}
-    for r, (x, y) in zip(chosen, points):
-        ax.scatter(x, y, marker=markers.get(r["format"], "D"), s=40,
-                   color="tab:orange" if r.get("approximate") else ("tab:blue" if "int8" in str(r["variant"]) else "tab:green"))
-        ax.annotate(f"{r['model']} {r['variant']}" + (" (approx.)" if r.get("approximate") else ""), (x, y), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+    models = list(dict.fromkeys(r["model"] for r in chosen))
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    for number, (r, (x, y)) in enumerate(zip(chosen, points), start=1):
+        int8 = "int8" in str(r["variant"])
+        colour = colours[r["model"]]
+        name = (f"{number}: {r['model']} {r['variant']}, {RUNTIME_NAMES.get(r['runtime'], r['runtime'])}"
+                + (" (approx. NME)" if r.get("approximate") else ""))
+        ax.scatter(x, y, marker=_RUNTIME_MARKERS.get(r["runtime"], "D"), s=55, linewidths=1.5, label=name,
+                   facecolors="none" if int8 else colour, edgecolors=colour)
+        ax.annotate(str(number), (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points")
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="tab:red", lw=1, label="Pareto front")
-    ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=160, facecolors="none", edgecolors="tab:red")
+    ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=190, facecolors="none", edgecolors="tab:red")
     ax.set_xlabel(x_label)
     ax.set_ylabel("NME (%)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -124,7 +141,9 @@ def write_bench_outputs(result: dict[str, Any], out_dir: str | Path, title: str 
     for key, label, name in (("latency", "median latency (ms)", "latency_nme"), ("size", "file size (KiB)", "size_nme")):
         png = out_dir / f"{stem}_{name}.png"
         t = threads[0]
-        subtitle = f"{title}: {label} vs NME, {t} thread(s), target {result['config'].get('target', 'host')}"
+        runtimes = ", ".join(RUNTIME_NAMES.get(rt, rt) for rt in dict.fromkeys(r["runtime"] for r in primary_rows(rows, t)))
+        subtitle = (f"{title}: {label} vs NME; {t} thread(s), batch 1, {runtimes}; "
+                    f"target {result['config'].get('target', 'host')}, {result['host'].get('cpu')}")
         if plot_tradeoffs(primary_rows(rows, t), png, key, label, subtitle):
             files[name + "_png"] = str(png)
             plotted.append(png.name)
