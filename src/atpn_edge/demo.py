@@ -22,27 +22,18 @@ TEST_SAMPLES = 1000
 
 def _train_float(out: Path, quick: bool) -> tuple[Path, dict]:
     from atpn_edge.io import read_json_or_none
-    from atpn_edge.train.config import load_config
+    from atpn_edge.train.config import load_config, same_training
     from atpn_edge.train.trainer import train
 
     config = load_config(RECIPE, QUICK_OVERRIDES if quick else None)
     run_dir = out / "float"
     log_json = read_json_or_none(run_dir / "log.json")
-    same_run = log_json is not None and _same_recipe(log_json.get("config", {}), config.to_dict())
+    same_run = log_json is not None and same_training(log_json.get("config", {}), config.to_dict())
     if same_run and len(log_json["epochs"]) >= config.epochs:
         log.info("float model already trained in %s: reusing it", run_dir)
     else:
         train(config, run_dir, resume=same_run and (run_dir / "last.pt").is_file())
     return run_dir / "best.pt", config.to_dict()
-
-
-# Settings that change speed, not the trained weights' meaning: a run that differs only in these is reused.
-_NOT_RECIPE = ("threads", "num_workers", "cache_dir")
-
-
-def _same_recipe(a: dict, b: dict) -> bool:
-    strip = lambda d: {k: v for k, v in d.items() if k not in _NOT_RECIPE}  # noqa: E731
-    return strip(a) == strip(b)
 
 
 def _evaluate_checkpoint(checkpoint: Path, num_test: int, cache_dir: str) -> tuple[dict, object]:
@@ -155,6 +146,13 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     artifacts["track_json"] = rel(out / "track" / "summary.json")
     seconds["track"] = time.perf_counter() - t
 
+    t = _stage("light models compared (budget 'demo'): ATPN, its ablations, ATPN-lite, PFLD 0.25x, MediaPipe")
+    from atpn_edge.bench.compare import run_compare
+
+    compare = run_compare(out / "compare", budget="smoke" if quick else "demo", cache_dir=train_config["cache_dir"])
+    artifacts["compare_md"] = rel(out / "compare" / "compare.md")
+    seconds["compare"] = time.perf_counter() - t
+
     photo = _predict_photo(checkpoint, out / "predict")
     if photo and photo.get("annotated"):
         artifacts["predict_photo_png"] = rel(photo["annotated"])
@@ -175,6 +173,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
         "bench_rows": bench.get("rows", []),
         "track": {k: track.get(k) for k in ("frames", "detector_calls", "lost_rate", "ms_per_frame", "nme",
                                              "pose_mae", "baseline_detect_every_frame", "speedup_median")},
+        "compare": {"budget": compare.get("budget"), "verdict": compare.get("verdict", []),
+                    "rows": [r for r in compare.get("rows", []) if r.get("status") == "ok"]},
         "predict_photo": photo,
         "host": bench.get("host") or {"machine": platform.machine(), "python": platform.python_version()},
         "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
@@ -196,6 +196,70 @@ def _accuracy_row(m: dict, measured_on: str, drop) -> dict:
     }
 
 
+def _bench_median(rows: list[dict], model: str, variant: str, runtime: str, threads: int = 1) -> tuple[float | None, dict]:
+    for row in rows:
+        if (row.get("model"), row.get("variant"), row.get("runtime"), row.get("threads")) == (model, variant, runtime, threads) \
+                and row.get("status", "ok") == "ok":
+            return (row.get("latency_ms") or {}).get("median"), row
+    return None, {}
+
+
+def _summary(report: dict) -> list[str]:
+    """The lines a mobile engineer reads first: what int8 costs and buys here, against float and MediaPipe."""
+    rows = report.get("bench_rows", [])
+    acc = report["accuracy"]
+    lines = ["## In short", ""]
+    f32, f32_row = _bench_median(rows, "atpn", "float", "litert")
+    i8, i8_row = _bench_median(rows, "atpn", "int8", "litert")
+    mp, _ = _bench_median(rows, "mediapipe-face-landmark", "fp16 weights", "litert")
+    ort32, _ = _bench_median(rows, "atpn", "float", "onnxruntime")
+    ort8, _ = _bench_median(rows, "atpn", "int8", "onnxruntime")
+    if "int8_tflite" in acc and i8_row.get("size_bytes") and f32_row.get("size_bytes"):
+        lines.append(f"- **int8 TFLite**: {i8_row['size_bytes'] / 1024:.0f} KiB ({f32_row['size_bytes'] / i8_row['size_bytes']:.1f}x "
+                     f"smaller than fp32), NME {acc['int8_tflite']['nme']:.2%} vs float {acc['float']['nme']:.2%} "
+                     f"({acc['int8_tflite']['nme_drop_rel']:+.1%}), measured in LiteRT.")
+    if f32 and i8:
+        lines.append(f"- **Latency, LiteRT + XNNPACK, 1 thread, same run**: fp32 {f32:.2f} ms, int8 {i8:.2f} ms "
+                     f"(int8 {f32 / i8:.2f}x the speed of fp32)" + (f"; MediaPipe face landmark {mp:.2f} ms (ATPN int8 = "
+                                                                    f"{i8 / mp:.2f}x its latency)" if mp else "") + ".")
+    if ort32 and ort8:
+        lines.append(f"- **ONNX Runtime CPU, 1 thread**: fp32 {ort32:.2f} ms, int8 {ort8:.2f} ms (int8 {ort32 / ort8:.2f}x the speed).")
+    flags = set(report.get("host", {}).get("cpu_flags") or [])
+    if f32 and i8 and f32 / i8 < 1.0 and not flags & {"avx512_vnni", "avx_vnni", "avx512vnni"}:
+        lines.append("- int8 is not faster here: this CPU has no VNNI (int8 dot-product) instructions, so XNNPACK's int8 "
+                     "convolutions are no faster than fp32; on ARM phones (sdot) int8 is where the speed is. Measure the "
+                     "phone with `atpn-edge bench --target adb`.")
+    lines.append("")
+    return lines
+
+
+def _compare_section(compare: dict) -> list[str]:
+    """The demo's comparison: light models trained on one small budget, LiteRT latency at 1 thread."""
+    rows = [r for r in compare.get("rows", []) if r.get("threads") == 1]
+    if not rows:
+        return []
+    budget = compare.get("budget") or {}
+    lines = [
+        "## Light models compared",
+        "",
+        f"Every model trained by the same trainer on {budget.get('train_samples')} synthetic samples x "
+        f"{budget.get('epochs')} epochs (budget '{budget.get('name')}', a fraction of the demo ATPN's; `make compare` "
+        "trains all seven models on a larger one); LiteRT + XNNPACK, 1 thread, one interleaved run. Full table: "
+        "[compare/compare.md](compare/compare.md).",
+        "",
+        "| model | variant | size | median ms | NME | pose MAE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        size = row.get("size_bytes")
+        lines.append(f"| {row['model']}{' (approx.)' if row.get('approximate') else ''} | {row.get('variant')} | "
+                     f"{_fmt(size / 1024 if size else None, '.0f')} KiB | {_fmt((row.get('latency_ms') or {}).get('median'), '.2f')} | "
+                     f"{_fmt(row.get('nme'), '.2%')} | {_fmt(row.get('pose_mae'), '.2f')} |")
+    lines += ["", *[f"- {v}" for v in compare.get("verdict", [])], "",
+              "![latency vs NME](compare/compare_latency_nme.png)", ""]
+    return lines
+
+
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -210,6 +274,7 @@ def render_report(report: dict, test_metrics: dict) -> str:
         f"{report['test_set']}, the same crops for every row; every number is measured in the "
         "runtime named in `measured on`.",
         "",
+        *_summary(report),
         "## Accuracy",
         "",
         "| variant | measured on | NME | drop vs float | FR@0.1 | AUC@0.1 | pose MAE (deg) | face-score acc |",
@@ -244,6 +309,7 @@ def render_report(report: dict, test_metrics: dict) -> str:
             f"{_fmt(size / 1024 if size else None, '.0f')} KiB | {_fmt(lat.get('median'), '.2f')} | {_fmt(row.get('nme'), '.2%')} |"
         )
     lines += ["", "![latency vs NME](bench/bench_latency_nme.png) ![size vs NME](bench/bench_size_nme.png)", ""]
+    lines += _compare_section(report.get("compare") or {})
     tr = report["track"]
     base = tr.get("baseline_detect_every_frame") or {}
     lines += [

@@ -45,6 +45,16 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+# Settings that change speed, not what is trained: runs that differ only in these are the same run.
+SPEED_ONLY_KEYS = ("threads", "num_workers", "cache_dir")
+
+
+def same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when two TrainConfig dicts train the same model the same way (ignoring SPEED_ONLY_KEYS)."""
+    strip = lambda d: {k: v for k, v in d.items() if k not in SPEED_ONLY_KEYS}  # noqa: E731
+    return strip(a) == strip(b)
+
+
 def _build(cls, values: dict, source: str, prefix: str = ""):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}

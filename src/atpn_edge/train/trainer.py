@@ -149,7 +149,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
             scheduler.step()
             for name, value in {"loss": float(loss.detach()), **parts}.items():
                 sums[name] = sums.get(name, 0.0) + value
-            bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         elapsed = time.perf_counter() - started
         entry = {
             "epoch": epoch + 1,
