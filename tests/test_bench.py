@@ -114,3 +114,28 @@ def test_cli_bench_errors(capsys):
     assert main(["bench", "--model", "x.tflite", "--target", "phone"]) == 2
     assert main(["compare", "--budget", "huge"]) == 2
     assert "--budget huge" in capsys.readouterr().err
+
+
+def test_compare_verdict_checks_targets_and_explains_a_missed_int8_speedup():
+    from atpn_edge.bench.compare import BUDGETS, write_verdict
+
+    def row(model, variant, ms, nme, size=None, **extra):
+        return {"model": model, "variant": variant, "threads": 1, "status": "ok", "latency_ms": {"median": ms},
+                "nme": nme, "size_bytes": size, "pose_mae": 3.0, **extra}
+
+    rows = [row("atpn", "float", 3.0, 0.080, 1_700_000), row("atpn", "int8", 3.6, 0.081, 570_000),
+            row("atpn-no-shortcut", "float", 2.9, 0.084), row("atpn-no-fusion", "float", 2.8, 0.079),
+            row("mediapipe-face-landmark", "fp16 weights", 4.2, 0.24, approximate=True)]
+    host = {"peak_gmacs": {"method": "test", "fp32": {"1": 18.0}, "int8": {"1": 18.5}}}
+    lines = write_verdict(rows, BUDGETS["demo"], host)
+    text = "\n".join(lines)
+    assert "0.83x faster than float32" in text and "target >= 1.5x NOT met" in text
+    assert "int8 matmul peak is 1.03x its fp32 peak" in text
+    assert "0.86x MediaPipe face landmark's" in text and "target <= 0.6x NOT met" in text
+    assert "0.570 MB: target <= 1.1 MB met" in text
+    assert "Without the shortcut: NME 8.40% vs 8.00%" in text and "Without heatmap fusion: NME 7.90%" in text
+    # the peer's approximate accuracy never wins "most accurate"
+    assert "Most accurate here: atpn-no-fusion float" in text
+    # a met speed target needs no explanation
+    rows[1]["latency_ms"]["median"] = 1.5
+    assert "int8 matmul peak" not in "\n".join(write_verdict(rows, BUDGETS["demo"], host))
