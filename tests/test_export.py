@@ -108,7 +108,8 @@ def test_tflite_sidecar_and_report(lite_fp32_tflite):
     assert report["ok"] and report["parity"]["pytorch"]["landmarks"]["max_abs"] <= 1e-4
 
 
-def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflite, lite_quantized, lite, held_out):
+def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflite, lite_fp32_tflite, lite_quantized, lite,
+                                                                held_out):
     result = lite_int8_tflite
     int8 = result.verification["int8"]
     assert int8["ok"] and not int8["float_compute_ops"] and not int8["fake_quant_pairs"]
@@ -124,7 +125,7 @@ def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflit
     step = 0.01
     assert np.abs(got["landmarks"] - simulated["landmarks"]).max() < step
     assert np.abs(got["landmarks"] - floating["landmarks"]).max() < 0.02
-    assert result.size_bytes < 0.5 * os.path.getsize(str(result.path).replace("int8", "fp32"))
+    assert result.size_bytes < 0.5 * lite_fp32_tflite.size_bytes
 
 
 def test_tflite_int8_io_nhwc(tiny, out_dir, calib, held_out):
@@ -165,6 +166,25 @@ def test_fake_quant_graph_is_caught(tiny, out_dir):
     assert any(op.startswith("CONV_2D(float32") for op in fake_check["float_compute_ops"])
     assert "CONV_2D" in fake_check["fake_quant_pairs"] or fake_check["num_dequantize"] > 5
     assert real_check["ok"], real_check
+
+
+def test_mixed_precision_int8_allows_exactly_the_float_layers_it_keeps(tiny, out_dir, calib, held_out):
+    """A recipe that keeps `block` (three convs) in float exports and verifies; the check allows those
+    three float convs and no more, and the rest of the graph stays int8."""
+    x = torch.from_numpy(preprocess(calib))
+    spec = QuantSpec(observer="minmax", skip_modules=("block",))
+    prepared = prepare_ptq(tiny, x[:1], spec)
+    for i in range(len(x)):
+        prepared(x[i : i + 1])
+    quantized = convert(prepared)
+    result = export_model(quantized, "tflite", "int8", out_dir / "tiny_mixed.tflite", float_model=tiny, quant_spec=spec)
+    check = result.verification["int8"]
+    assert check["ok"] and check["float_compute_allowed"] == 3
+    assert 1 <= len(check["float_compute_ops"]) <= 3 and check["int8_compute_ops"] >= 2  # stem conv + head FC
+    got = LiteRTPredictor(result.path).predict(held_out)
+    assert np.abs(got["landmarks"] - _torch(QuantizedModel(quantized), held_out)["landmarks"]).max() < 0.05
+    # the same graph judged as fully int8 fails
+    assert not V.tflite_int8_check(V.tflite_ops(str(result.path)))["ok"]
 
 
 @pytest.mark.parametrize("precision,tol", [("fp16", 5e-3), ("dynamic-int8", 5e-2)])

@@ -193,14 +193,20 @@ def _keep_float(ctx: _Context, model, mixed, per_channel: bool, observer: str, r
     keep = tuple(mixed.keep_float_modules)
     if mixed.keep_float_top_k == 0 and not mixed.sensitivity_analysis:
         return keep
-    calib = calibration_batches(_images(ctx.train_samples(64)))
-    val = _eval_set(ctx.data, "val", mixed.sensitivity_samples, ctx.num_points, ctx.input_size, ctx.cache_dir)
-    val = [val[i] for i in range(len(val)) if val[i].landmarks is not None]
-    images = calibration_batches(np.stack([s.image for s in val]))
-    gt = np.stack([s.landmarks for s in val])
-    result = sensitivity(model, calib, images, gt, pt2e.QuantSpec(per_channel=per_channel, observer=observer,
-                                                                   skip_operators=tuple(mixed.keep_float_operators)),
-                         progress=ctx.progress)
+    base_spec = pt2e.QuantSpec(per_channel=per_channel, observer=observer, skip_operators=tuple(mixed.keep_float_operators))
+    # the pass costs two PTQ runs per unit: a finished one for the same weights, spec and data is reused
+    key = _fingerprint(base_spec.to_dict(), mixed.sensitivity_samples, ctx.data,
+                       float(sum(float(p.detach().double().sum()) for p in model.parameters())))
+    result = read_json_or_none(ctx.out / "sensitivity.json")
+    if result is not None and result.get("key") == key:
+        log.info("sensitivity analysis already finished: %s", ctx.out / "sensitivity.json")
+    else:
+        calib = calibration_batches(_images(ctx.train_samples(64)))
+        val = _eval_set(ctx.data, "val", mixed.sensitivity_samples, ctx.num_points, ctx.input_size, ctx.cache_dir)
+        val = [val[i] for i in range(len(val)) if val[i].landmarks is not None]
+        images = calibration_batches(np.stack([s.image for s in val]))
+        gt = np.stack([s.landmarks for s in val])
+        result = {**sensitivity(model, calib, images, gt, base_spec, progress=ctx.progress), "key": key}
     paths = write_sensitivity(result, ctx.out / "sensitivity")
     chosen = tuple(r["unit"] for r in result["rows"][: mixed.keep_float_top_k])
     report["sensitivity"] = {"table": str(paths["md"]), "chart": str(paths["png"]), "json": str(paths["json"]),

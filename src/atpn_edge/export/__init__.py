@@ -211,7 +211,8 @@ def export_model(
         try:
             if verify:
                 report = _verify(tmp, format, precision, model, quantized_graph, float_model, check_inputs,
-                                 allow_float_ops + tuple(_float_islands(spec) if quantized_graph is not None else ()))
+                                 allow_float_ops + tuple(_float_islands(spec) if quantized_graph is not None else ()),
+                                 _float_compute_budget(float_model, spec) if quantized_graph is not None else 0)
         finally:
             if os.path.exists(tmp + ".json"):
                 os.remove(tmp + ".json")
@@ -243,8 +244,25 @@ def _float_islands(spec) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _float_compute_budget(float_model, spec) -> int:
+    """How many Conv2d / Linear layers a QuantSpec keeps in float on purpose (mixed precision)."""
+    if spec is None or float_model is None or not (spec.skip_modules or spec.skip_operators):
+        return 0
+    from torch import nn
+
+    kinds = tuple(k for op, k in (("conv2d", nn.Conv2d), ("linear", nn.Linear)) if op in spec.skip_operators)
+    count = 0
+    for name, module in float_model.named_modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        kept = any(name == m or name.startswith(m + ".") for m in spec.skip_modules)
+        if kept or (kinds and isinstance(module, kinds)):
+            count += 1
+    return count
+
+
 def _verify(path: str, format: str, precision: str, model, quantized_graph, float_model, inputs: np.ndarray,
-            allow_float_ops: tuple[str, ...]) -> dict[str, Any]:
+            allow_float_ops: tuple[str, ...], max_float_compute: int = 0) -> dict[str, Any]:
     from atpn_edge.export import verify as v
 
     if format == "tflite":
@@ -253,7 +271,7 @@ def _verify(path: str, format: str, precision: str, model, quantized_graph, floa
         predictor = LiteRTPredictor(path, runtime="litert", threads=1)
         ops = v.tflite_ops(path)
         histogram = v.op_histogram(ops)
-        int8_report = v.tflite_int8_check(ops, allow_float_ops) if precision == "int8" else None
+        int8_report = v.tflite_int8_check(ops, allow_float_ops, max_float_compute) if precision == "int8" else None
     else:
         from atpn_edge.export import onnx as onnx_export
         from atpn_edge.runtime.onnx import OnnxPredictor
