@@ -112,9 +112,20 @@ def plot_tradeoffs(rows: list[dict[str, Any]], path: str | Path, x_key: str, x_l
                 + (" (approx. NME)" if r.get("approximate") else ""))
         ax.scatter(x, y, marker=_RUNTIME_MARKERS.get(r["runtime"], "D"), s=55, linewidths=1.5, label=name,
                    facecolors="none" if int8 else colour, edgecolors=colour)
-        ax.annotate(str(number), (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points")
+        # float/int8 twins sit on top of each other: odd numbers above-right, even below-right
+        ax.annotate(str(number), (x, y), fontsize=7, xytext=(5, 4) if number % 2 else (5, -11), textcoords="offset points")
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="tab:red", lw=1, label="Pareto front")
     ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=190, facecolors="none", edgecolors="tab:red")
+    xs = [p[0] for p in points]
+    if min(xs) > 0 and max(xs) / min(xs) > 10:  # a 1 ms and a 50 ms model on one axis: log keeps both readable
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        x_label += " (log scale)"
     ax.set_xlabel(x_label)
     ax.set_ylabel("NME (%)")
     ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
