@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 
 # Landmarks are normalised crop coordinates: 1e-4 is 0.011 px on a 112 px crop.
 FLOAT_LANDMARK_TOL = 1e-4
-# Coarse "the artifact is broken" guards for lossy precisions vs their own PyTorch reference.
-LOSSY_LANDMARK_TOL = {"fp16": 5e-3, "dynamic-int8": 5e-2, "int8": 5e-2}
+# Coarse "the artifact is broken" guards for lossy precisions vs their own PyTorch reference, in
+# normalised crop units: (mean over all points, worst single point). A broken conversion moves every
+# point (the mean); int8 rounding can move one point of a hard face far (the max): a trained ATPN's
+# ORT QDQ int8 had mean 4e-3 with one point at 0.09 while its NME rose only 1 %.
+LOSSY_LANDMARK_TOL = {"fp16": (1e-3, 5e-3), "dynamic-int8": (1e-2, 0.15), "int8": (1e-2, 0.15)}
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Ops that must run in int8 in an int8 artifact; a DEQUANTIZE -> op -> QUANTIZE around them is fake quantization.
 INT8_EXPECTED_OPS = COMPUTE_OPS + ("ADD", "MUL", "SUB", "CONCATENATION", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
@@ -148,10 +151,12 @@ def verify_artifact(
     landmarks = report["parity"]["pytorch"].get("landmarks", {})
     if any(v.get("missing") for v in report["parity"]["pytorch"].values()):
         failures.append(f"outputs missing from the artifact: {report['parity']['pytorch']}")
-    tol = FLOAT_LANDMARK_TOL if precision == "fp32" else LOSSY_LANDMARK_TOL[precision]
-    report["landmark_tolerance"] = tol
-    if landmarks.get("max_abs", 0.0) > tol:
-        failures.append(f"landmarks differ from PyTorch by {landmarks['max_abs']:.3g} (> {tol:g})")
+    mean_tol, max_tol = (FLOAT_LANDMARK_TOL, FLOAT_LANDMARK_TOL) if precision == "fp32" else LOSSY_LANDMARK_TOL[precision]
+    report["landmark_tolerance"] = {"mean_abs": mean_tol, "max_abs": max_tol}
+    if landmarks.get("max_abs", 0.0) > max_tol:
+        failures.append(f"landmarks differ from PyTorch by {landmarks['max_abs']:.3g} at worst (> {max_tol:g})")
+    if landmarks.get("mean_abs", 0.0) > mean_tol:
+        failures.append(f"landmarks differ from PyTorch by {landmarks['mean_abs']:.3g} on average (> {mean_tol:g})")
     if int8_report is not None and not int8_report["ok"]:
         failures.append(f"not int8: float compute {int8_report['float_compute_ops']} "
                         f"(allowed: {int8_report.get('float_compute_allowed', 0)} kept in float by the recipe), "
