@@ -100,6 +100,11 @@ def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _weights_sum(model) -> float:
+    """A cheap fingerprint of a model's weights (part of a finished step's resume key)."""
+    return float(sum(float(p.detach().double().sum()) for p in model.parameters()))
+
+
 def _metrics_row(result: dict, measured_on: str, float_nme: float | None, **extra) -> dict:
     row = {
         "nme": result["nme"], "fr_10": result["fr_10"], "auc_10": result["auc_10"],
@@ -122,7 +127,7 @@ def _run_prune(ctx: _Context, model, step: PruneStep, index: int, resume: bool):
 
     final = ctx.out / f"step{index}_pruned.pt"
     key = _fingerprint(dataclasses.asdict(step), model.name, model.options,
-                       float(sum(float(p.detach().double().sum()) for p in model.parameters())))
+                       _weights_sum(model))
     if resume and final.is_file():
         pruned, ckpt = load_any_checkpoint(final)
         if ckpt.get("pruning", {}).get("key") == key:
@@ -177,7 +182,7 @@ def _run_finetune(ctx: _Context, model, step, index: int):
     from atpn_edge.compress.finetune import finetune
 
     samples = ctx.train_samples(step.train.train_samples)
-    key = _fingerprint(dataclasses.asdict(step), float(sum(float(p.detach().double().sum()) for p in model.parameters())))
+    key = _fingerprint(dataclasses.asdict(step), _weights_sum(model))
     # a copy: the float reference model stays untouched
     return finetune(copy.deepcopy(model), samples, step.train, ctx.loss_config, num_points=ctx.num_points,
                     state_path=ctx.out / f"step{index}_finetune_state.pt", extra_state={"key": key},
@@ -196,7 +201,7 @@ def _keep_float(ctx: _Context, model, mixed, per_channel: bool, observer: str, r
     base_spec = pt2e.QuantSpec(per_channel=per_channel, observer=observer, skip_operators=tuple(mixed.keep_float_operators))
     # the pass costs two PTQ runs per unit: a finished one for the same weights, spec and data is reused
     key = _fingerprint(base_spec.to_dict(), mixed.sensitivity_samples, ctx.data,
-                       float(sum(float(p.detach().double().sum()) for p in model.parameters())))
+                       _weights_sum(model))
     result = read_json_or_none(ctx.out / "sensitivity.json")
     if result is not None and result.get("key") == key:
         log.info("sensitivity analysis already finished: %s", ctx.out / "sensitivity.json")
