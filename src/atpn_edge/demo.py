@@ -11,6 +11,7 @@ import platform
 import time
 from pathlib import Path
 
+from atpn_edge.bench.report import fmt
 from atpn_edge.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -205,24 +206,19 @@ def _accuracy_row(m: dict, measured_on: str, drop) -> dict:
     }
 
 
-def _bench_median(rows: list[dict], model: str, variant: str, runtime: str, threads: int = 1) -> tuple[float | None, dict]:
-    for row in rows:
-        if (row.get("model"), row.get("variant"), row.get("runtime"), row.get("threads")) == (model, variant, runtime, threads) \
-                and row.get("status", "ok") == "ok":
-            return (row.get("latency_ms") or {}).get("median"), row
-    return None, {}
-
-
 def _summary(report: dict) -> list[str]:
     """The lines a mobile engineer reads first: what int8 costs and buys here, against float and MediaPipe."""
+    from atpn_edge.bench.compare import find_row, median_ms
+
     rows = report.get("bench_rows", [])
     acc = report["accuracy"]
     lines = ["## In short", ""]
-    f32, f32_row = _bench_median(rows, "atpn", "float", "litert")
-    i8, i8_row = _bench_median(rows, "atpn", "int8", "litert")
-    mp, _ = _bench_median(rows, "mediapipe-face-landmark", "fp16 weights", "litert")
-    ort32, _ = _bench_median(rows, "atpn", "float", "onnxruntime")
-    ort8, _ = _bench_median(rows, "atpn", "int8", "onnxruntime")
+    f32_row = find_row(rows, "atpn", "float", runtime="litert") or {}
+    i8_row = find_row(rows, "atpn", "int8", runtime="litert") or {}
+    f32, i8 = median_ms(f32_row), median_ms(i8_row)
+    mp = median_ms(find_row(rows, "mediapipe-face-landmark", "fp16 weights", runtime="litert"))
+    ort32 = median_ms(find_row(rows, "atpn", "float", runtime="onnxruntime"))
+    ort8 = median_ms(find_row(rows, "atpn", "int8", runtime="onnxruntime"))
     if "int8_tflite" in acc and i8_row.get("size_bytes") and f32_row.get("size_bytes"):
         lines.append(f"- **int8 TFLite**: {i8_row['size_bytes'] / 1024:.0f} KiB ({f32_row['size_bytes'] / i8_row['size_bytes']:.1f}x "
                      f"smaller than fp32), NME {acc['int8_tflite']['nme']:.2%} vs float {acc['float']['nme']:.2%} "
@@ -264,15 +260,11 @@ def _compare_section(compare: dict) -> list[str]:
     for row in rows:
         size = row.get("size_bytes")
         lines.append(f"| {row['model']}{' (approx.)' if row.get('approximate') else ''} | {row.get('variant')} | "
-                     f"{_fmt(size / 1024 if size else None, '.0f')} KiB | {_fmt((row.get('latency_ms') or {}).get('median'), '.2f')} | "
-                     f"{_fmt(row.get('nme'), '.2%')} | {_fmt(row.get('pose_mae'), '.2f')} |")
+                     f"{fmt(size / 1024 if size else None, '.0f')} KiB | {fmt((row.get('latency_ms') or {}).get('median'), '.2f')} | "
+                     f"{fmt(row.get('nme'), '.2%')} | {fmt(row.get('pose_mae'), '.2f')} |")
     lines += ["", *[f"- {v}" for v in compare.get("verdict", [])], "",
               "![latency vs NME](compare/compare_latency_nme.png)", ""]
     return lines
-
-
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def render_report(report: dict, test_metrics: dict) -> str:
@@ -293,9 +285,9 @@ def render_report(report: dict, test_metrics: dict) -> str:
     ]
     for variant, a in acc.items():
         lines.append(
-            f"| {variant} | {a.get('measured_on')} | {_fmt(a.get('nme'), '.2%')} | {_fmt(a.get('nme_drop_rel'), '+.2%')} | "
-            f"{_fmt(a.get('fr_10'), '.2%')} | {_fmt(a.get('auc_10'), '.3f')} | {_fmt(a.get('pose_mae'), '.2f')} | "
-            f"{_fmt(a.get('face_score_acc'), '.3f')} |"
+            f"| {variant} | {a.get('measured_on')} | {fmt(a.get('nme'), '.2%')} | {fmt(a.get('nme_drop_rel'), '+.2%')} | "
+            f"{fmt(a.get('fr_10'), '.2%')} | {fmt(a.get('auc_10'), '.3f')} | {fmt(a.get('pose_mae'), '.2f')} | "
+            f"{fmt(a.get('face_score_acc'), '.3f')} |"
         )
     lines += [
         "",
@@ -317,7 +309,7 @@ def render_report(report: dict, test_metrics: dict) -> str:
         size = row.get("size_bytes")
         lines.append(
             f"| {row.get('model')} | {row.get('variant')} | {row.get('runtime')} | {row.get('threads')} | "
-            f"{_fmt(size / 1024 if size else None, '.0f')} KiB | {_fmt(lat.get('median'), '.2f')} | {_fmt(row.get('nme'), '.2%')} |"
+            f"{fmt(size / 1024 if size else None, '.0f')} KiB | {fmt(lat.get('median'), '.2f')} | {fmt(row.get('nme'), '.2%')} |"
         )
     lines += ["", "![latency vs NME](bench/bench_latency_nme.png) ![size vs NME](bench/bench_size_nme.png)", ""]
     lines += _compare_section(report.get("compare") or {})
@@ -328,9 +320,9 @@ def render_report(report: dict, test_metrics: dict) -> str:
         "",
         "| pipeline | ms/frame median | NME | detector calls |",
         "|---|---|---|---|",
-        f"| track (detect when lost) | {_fmt((tr.get('ms_per_frame') or {}).get('median'), '.2f')} | {_fmt(tr.get('nme'), '.2%')} | "
+        f"| track (detect when lost) | {fmt((tr.get('ms_per_frame') or {}).get('median'), '.2f')} | {fmt(tr.get('nme'), '.2%')} | "
         f"{tr.get('detector_calls')} / {tr.get('frames')} |",
-        f"| detect every frame | {_fmt((base.get('ms_per_frame') or {}).get('median'), '.2f')} | {_fmt(base.get('nme'), '.2%')} | "
+        f"| detect every frame | {fmt((base.get('ms_per_frame') or {}).get('median'), '.2f')} | {fmt(base.get('nme'), '.2%')} | "
         f"{tr.get('frames')} / {tr.get('frames')} |",
         "",
     ]

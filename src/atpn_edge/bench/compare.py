@@ -158,15 +158,18 @@ def _placeholder(model: str, variant: str, threads: int, status: str, error: str
             "nme": None, "nme_drop_rel": None, "pose_mae": None, "status": status, "error": error, "group": model}
 
 
-def _find(rows: list[dict[str, Any]], model: str, variant: str, threads: int = 1) -> dict[str, Any] | None:
+def find_row(rows: list[dict[str, Any]], model: str, variant: str, threads: int = 1,
+             runtime: str | None = None) -> dict[str, Any] | None:
+    """The first successful row of `model` `variant` at `threads` (and `runtime`, when given), else None."""
     for r in rows:
-        if r["model"] == model and r["variant"] == variant and r["threads"] == threads and r.get("status") == "ok":
+        if (r.get("model") == model and r.get("variant") == variant and r.get("threads") == threads
+                and r.get("status", "ok") == "ok" and runtime in (None, r.get("runtime"))):
             return r
     return None
 
 
-def _median(row: dict[str, Any] | None) -> float | None:
-    return (row or {}).get("latency_ms", {}).get("median") if row else None
+def median_ms(row: dict[str, Any] | None) -> float | None:
+    return (row.get("latency_ms") or {}).get("median") if row else None
 
 
 def write_verdict(rows: list[dict[str, Any]], plan: Budget, host: dict[str, Any] | None = None) -> list[str]:
@@ -174,12 +177,12 @@ def write_verdict(rows: list[dict[str, Any]], plan: Budget, host: dict[str, Any]
     lines: list[str] = []
     peak = (host or {}).get("peak_gmacs") or {}
     threads = min({r["threads"] for r in rows}) if rows else 1
-    f32, i8 = _find(rows, "atpn", "float", threads), _find(rows, "atpn", "int8", threads)
-    mp = _find(rows, "mediapipe-face-landmark", "fp16 weights", threads)
+    f32, i8 = find_row(rows, "atpn", "float", threads), find_row(rows, "atpn", "int8", threads)
+    mp = find_row(rows, "mediapipe-face-landmark", "fp16 weights", threads)
     where = f"LiteRT XNNPACK, {threads} thread(s), same run"
-    if f32 and i8 and _median(f32) and _median(i8):
-        speedup = _median(f32) / _median(i8)
-        lines.append(f"ATPN int8 runs {speedup:.2f}x faster than float32 ({_median(i8):.3f} vs {_median(f32):.3f} ms, {where}): "
+    if f32 and i8 and median_ms(f32) and median_ms(i8):
+        speedup = median_ms(f32) / median_ms(i8)
+        lines.append(f"ATPN int8 runs {speedup:.2f}x faster than float32 ({median_ms(i8):.3f} vs {median_ms(f32):.3f} ms, {where}): "
                      f"target >= 1.5x {'met' if speedup >= 1.5 else 'NOT met'}.")
         fp32_peak = (peak.get("fp32") or {}).get(str(threads))
         int8_peak = (peak.get("int8") or {}).get(str(threads))
@@ -188,18 +191,18 @@ def write_verdict(rows: list[dict[str, Any]], plan: Budget, host: dict[str, Any]
                          f"{fp32_peak} GMAC/s, {peak.get('method')}): without int8 dot-product instructions (x86 VNNI, "
                          "ARM sdot) int8 has no arithmetic advantage to give here; int8 buys size (about 3x) and phone speed, "
                          "which `atpn-edge bench --target adb` measures.")
-    if i8 and mp and _median(i8) and _median(mp):
-        ratio = _median(i8) / _median(mp)
-        lines.append(f"ATPN int8 latency is {ratio:.2f}x MediaPipe face landmark's ({_median(i8):.3f} vs {_median(mp):.3f} ms, "
+    if i8 and mp and median_ms(i8) and median_ms(mp):
+        ratio = median_ms(i8) / median_ms(mp)
+        lines.append(f"ATPN int8 latency is {ratio:.2f}x MediaPipe face landmark's ({median_ms(i8):.3f} vs {median_ms(mp):.3f} ms, "
                      f"{where}): target <= 0.6x {'met' if ratio <= 0.6 else 'NOT met'}.")
     elif i8:
         lines.append("MediaPipe face landmark was not timed (missing: run `make setup`).")
     if i8 and i8.get("size_bytes"):
         mb = i8["size_bytes"] / 1e6
         lines.append(f"ATPN int8 .tflite is {mb:.3f} MB: target <= 1.1 MB {'met' if mb <= 1.1 else 'NOT met'}.")
-    base = _find(rows, "atpn", "float", threads)
+    base = find_row(rows, "atpn", "float", threads)
     for label, what in (("atpn-no-shortcut", "the shortcut"), ("atpn-no-fusion", "heatmap fusion")):
-        ablated = _find(rows, label, "float", threads)
+        ablated = find_row(rows, label, "float", threads)
         if base and ablated and base.get("nme") and ablated.get("nme"):
             delta = ablated["nme"] - base["nme"]
             lines.append(f"Without {what}: NME {ablated['nme']:.2%} vs {base['nme']:.2%} with it ({delta:+.2%} points); "
@@ -207,13 +210,13 @@ def write_verdict(rows: list[dict[str, Any]], plan: Budget, host: dict[str, Any]
                             if label == "atpn-no-fusion" else "")
                          + f"One seed at budget '{plan.name}' ({plan.train_samples} x {plan.epochs}): differences under about "
                          "0.3 points are within run-to-run noise and do not establish the component's value.")
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("nme") is not None and _median(r) and r["threads"] == threads
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("nme") is not None and median_ms(r) and r["threads"] == threads
           and not r.get("approximate")]
     if ok:
         best = min(ok, key=lambda r: r["nme"])
-        fastest = min(ok, key=_median)
-        lines.append(f"Most accurate here: {best['model']} {best['variant']} (NME {best['nme']:.2%}, {_median(best):.3f} ms); "
-                     f"fastest: {fastest['model']} {fastest['variant']} ({_median(fastest):.3f} ms, NME {fastest['nme']:.2%}).")
+        fastest = min(ok, key=median_ms)
+        lines.append(f"Most accurate here: {best['model']} {best['variant']} (NME {best['nme']:.2%}, {median_ms(best):.3f} ms); "
+                     f"fastest: {fastest['model']} {fastest['variant']} ({median_ms(fastest):.3f} ms, NME {fastest['nme']:.2%}).")
     if mp and mp.get("nme") is not None:
         lines.append(f"MediaPipe's NME on our synthetic crops ({mp['nme']:.1%}, approximate) reflects a domain and framing "
                      "mismatch (it was not trained on these renders), not its accuracy on real faces.")

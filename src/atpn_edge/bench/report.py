@@ -22,7 +22,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def _fmt(value: Any, spec: str, empty: str = "-") -> str:
+def fmt(value: Any, spec: str, empty: str = "-") -> str:
     if value is None:
         return empty
     try:
@@ -49,26 +49,26 @@ def host_line(result: dict[str, Any]) -> str:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = ("| model | variant | format | runtime | threads | params | MACs (ours) | MACs (TFLite) | diff | size | "
             "median ms | p90 ms | runs | peak MB | GMAC/s (% peak) | NME | NME drop | FR@0.1 | AUC@0.1 | pose MAE | face acc | status |")
-    lines = [head, "|" + "---|" * head.count("|")[:-1] if False else "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lat = r.get("latency_ms") or {}
         share = r.get("peak_share")
-        gmacs = _fmt(r.get("gmacs_per_s"), ".2f") + (f" ({share:.0%})" if share is not None else "")
+        gmacs = fmt(r.get("gmacs_per_s"), ".2f") + (f" ({share:.0%})" if share is not None else "")
         status = r.get("status", "ok")
         if r.get("error") and status != "ok":
             status += f": {r['error']}"
         name = r["model"] + (" (approx.)" if r.get("approximate") else "")
-        median = _fmt(lat.get("median"), ".3f") + ("*" if lat.get("median_is_avg") else "")
+        median = fmt(lat.get("median"), ".3f") + ("*" if lat.get("median_is_avg") else "")
         lines.append("| " + " | ".join([
             name, str(r["variant"]), str(r["format"]), str(r["runtime"]), str(r["threads"]),
-            _fmt(r.get("params") and r["params"] / 1e3, ".1f") + ("k" if r.get("params") else ""),
-            _fmt(r.get("macs") and r["macs"] / 1e6, ".2f") + ("M" if r.get("macs") else ""),
-            _fmt(r.get("macs_converter") and r["macs_converter"] / 1e6, ".2f") + ("M" if r.get("macs_converter") else ""),
-            _fmt(r.get("macs_diff_rel"), "+.1%"),
-            _fmt(r.get("size_bytes") and r["size_bytes"] / 1024, ".0f") + (" KiB" if r.get("size_bytes") else ""),
-            median, _fmt(lat.get("p90"), ".3f"), _fmt(lat.get("runs"), "d"), _fmt(r.get("peak_memory_mb"), ".1f"), gmacs,
-            _fmt(r.get("nme"), ".2%"), _fmt(r.get("nme_drop_rel"), "+.1%"), _fmt(r.get("fr_10"), ".1%"),
-            _fmt(r.get("auc_10"), ".3f"), _fmt(r.get("pose_mae"), ".2f"), _fmt(r.get("face_score_acc"), ".3f"),
+            fmt(r.get("params") and r["params"] / 1e3, ".1f") + ("k" if r.get("params") else ""),
+            fmt(r.get("macs") and r["macs"] / 1e6, ".2f") + ("M" if r.get("macs") else ""),
+            fmt(r.get("macs_converter") and r["macs_converter"] / 1e6, ".2f") + ("M" if r.get("macs_converter") else ""),
+            fmt(r.get("macs_diff_rel"), "+.1%"),
+            fmt(r.get("size_bytes") and r["size_bytes"] / 1024, ".0f") + (" KiB" if r.get("size_bytes") else ""),
+            median, fmt(lat.get("p90"), ".3f"), fmt(lat.get("runs"), "d"), fmt(r.get("peak_memory_mb"), ".1f"), gmacs,
+            fmt(r.get("nme"), ".2%"), fmt(r.get("nme_drop_rel"), "+.1%"), fmt(r.get("fr_10"), ".1%"),
+            fmt(r.get("auc_10"), ".3f"), fmt(r.get("pose_mae"), ".2f"), fmt(r.get("face_score_acc"), ".3f"),
             status.replace("|", "/"),
         ]) + " |")
     return "\n".join(lines)
