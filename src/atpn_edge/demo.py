@@ -155,7 +155,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     artifacts["track_json"] = rel(out / "track" / "summary.json")
     seconds["track"] = time.perf_counter() - t
 
-    t = _stage("light models compared (budget 'demo'): ATPN, its ablations, ATPN-lite, PFLD 0.25x, MediaPipe")
+    t = _stage("light models compared (budget 'demo'): ATPN, ATPN-lite, PFLD 0.25x, MediaPipe")
     from atpn_edge.bench.compare import run_compare
 
     compare = run_compare(out / "compare", budget="smoke" if quick else "demo", cache_dir=train_config["cache_dir"])
