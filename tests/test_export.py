@@ -224,6 +224,33 @@ def test_onnx_fp32_and_int8(lite, out_dir, calib, held_out):
     got8 = OnnxPredictor(int8.path).predict(held_out)
     diff = np.abs(got8["landmarks"] - want["landmarks"]).max()
     assert 1e-6 < diff < 0.02  # quantized (not identical), and close
+    # untrained, the network's face score is one value on every input: ORT's percentile histogram cannot
+    # bin it, and the export falls back to MinMax and says so
+    assert _onnx_meta(int8.path)["quantization"]["calibration"] == "minmax"
+
+
+def _onnx_meta(path) -> dict:
+    import onnx
+
+    return json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["atpn_edge"])
+
+
+def test_onnx_int8_calibration_follows_the_observer(tiny, out_dir, calib, held_out):
+    import onnx
+    import onnx.numpy_helper
+
+    paths = {}
+    for observer, method in (("histogram", "percentile"), ("minmax", "minmax")):
+        result = export_model(tiny, "onnx", "int8", out_dir / f"tiny_{observer}.onnx", calib_images=calib,
+                              quant_spec=QuantSpec(observer=observer))
+        assert _onnx_meta(result.path)["quantization"]["calibration"] == method
+        got = OnnxPredictor(result.path).predict(held_out)
+        assert np.abs(got["landmarks"] - _torch(tiny, held_out)["landmarks"]).max() < 0.05
+        paths[observer] = result.path
+    scales = [{i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(p)).graph.initializer if i.name.endswith("_scale")}
+              for p in paths.values()]
+    # percentile clips the calibration range: some activation scale is smaller than MinMax's
+    assert any(scales[0][k].size == 1 and scales[0][k] < scales[1][k] * 0.999 for k in scales[0] if k in scales[1])
 
 
 def test_bad_requests_are_user_errors(tiny, tmp_path):

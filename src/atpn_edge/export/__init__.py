@@ -188,9 +188,10 @@ def export_model(
                     onnx_export.quantize_dynamic_int8(float_path, tmp)
                     quant_info = {"quantizer": "onnxruntime", "mode": "dynamic", "weights": "uint8"}
                 else:
-                    onnx_export.quantize_int8(float_path, tmp, calib.transpose(0, 2, 3, 1) if nhwc else calib)
+                    calibration = onnx_export.quantize_int8(float_path, tmp, calib.transpose(0, 2, 3, 1) if nhwc else calib,
+                                                            observer=spec.observer)
                     quant_info = {"quantizer": "onnxruntime", "format": "QDQ", "per_channel": True,
-                                  "activations": "uint8", "weights": "int8", "calibration": "minmax",
+                                  "activations": "uint8", "weights": "int8", "calibration": calibration,
                                   "calibration_images": int(len(calib))}
             io = {"inputs": [{"name": onnx_export.INPUT_NAME, "dtype": "float32"}],
                   "outputs": [{"name": n, "dtype": "float32"} for n in pt2e_names(output_names)]}
