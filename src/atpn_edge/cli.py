@@ -257,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    # Our progress lines at INFO; the libraries' INFO chatter (onnx_ir's per-initializer lines, litert-torch's
+    # lowering notes) only with --verbose.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
+    logging.getLogger("atpn_edge").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         args.func(args)
     except UserError as e:
