@@ -266,6 +266,35 @@ def test_run_recipe_composes_prune_finetune_qat_with_float_control(checkpoint, t
     assert acc["pqat_float_control"]["nme"] != acc["pqat"]["nme"]
 
 
+def test_unpruned_control_gets_the_same_fine_tuning(checkpoint, tmp_path):
+    """prune_*: the unpruned model trained with every fine-tuning segment of the recipe is a row of its own,
+    so the report separates what pruning costs from what the extra training buys."""
+    import yaml
+
+    from atpn_edge.compress.runner import run_recipe
+
+    tiny = {"epochs": 1, "batch_size": 8, "train_samples": 16, "augment": False}
+    recipe = tmp_path / "pc.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "pc", "steps": [
+        {"prune": {"macs_reduction": 0.3, "iterative_steps": 2, "epochs_between_steps": 1, "train": tiny,
+                   "unpruned_control": True}},
+        {"finetune": {"train": tiny}}],
+        "evaluate": {"samples": 16, "formats": []}}))
+    out = tmp_path / "pc"
+    report = run_recipe(recipe, checkpoint, out, cache_dir=str(tmp_path / "cache"), progress=False)
+    acc = report["accuracy"]
+    control = acc["pc_unpruned_control"]
+    assert control["macs"] == acc["float"]["macs"] > acc["pc"]["macs"]
+    assert control["nme"] != acc["float"]["nme"]  # it trained
+    # the prune step's two training segments (recovery, final) and the finetune step, each resumable
+    for name in ("step0_unpruned_control_1_state.pt", "step0_unpruned_control_2_state.pt", "step1_unpruned_control_state.pt"):
+        assert (out / name).is_file(), name
+        assert torch.load(out / name, weights_only=True)["epoch"] == 1
+    assert "Against the unpruned model given the same fine-tuning" in (out / "report.md").read_text()
+    again = run_recipe(recipe, checkpoint, out, cache_dir=str(tmp_path / "cache"), progress=False)
+    assert again["accuracy"]["pc_unpruned_control"]["nme"] == pytest.approx(control["nme"])  # finished training reused
+
+
 # --------------------------------------------------------------------------- sensitivity / mixed precision
 def test_sensitivity_ranks_units_and_writes_table_and_chart(tmp_path):
     from atpn_edge.compress.sensitivity import quant_units, sensitivity, write_sensitivity

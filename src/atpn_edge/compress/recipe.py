@@ -63,6 +63,9 @@ class PruneStep:
     epochs_between_steps: int = _opt(1, min=0, help="recovery fine-tuning after each non-final pruning step")
     round_to: int = _opt(4, min=1, help="keep channel counts multiples of this (int8 kernels like multiples of 4/8)")
     train: TrainParams = field(default_factory=lambda: TrainParams(epochs=4, lr=1e-3))
+    unpruned_control: bool = _opt(False, help="also give the unpruned model this recipe's fine-tuning (this step's and "
+                                              "every later finetune step's) and report it: what pruning costs apart "
+                                              "from what the extra training buys")
 
 
 @dataclass(frozen=True)
