@@ -320,3 +320,18 @@ def test_sensitivity_ranks_units_and_writes_table_and_chart(tmp_path):
     paths = write_sensitivity(result, tmp_path / "sensitivity")
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
     assert "backbone.stem" in paths["md"].read_text()
+
+
+def test_training_crops_do_not_depend_on_which_steps_ran_first(tmp_path):
+    """A step asking for more crops than an earlier step loaded gets them all (pruning's 4,000 must not cap a
+    later fine-tune's 12,000), and the first crops are the same ones."""
+    from atpn_edge.compress.runner import _Context
+    from atpn_edge.train.config import TrainConfig
+
+    ctx = _Context(None, tmp_path, "synthetic", 98, 112, TrainConfig(), str(tmp_path / "cache"), False, train_pool=16)
+    small = ctx.train_samples(8)
+    assert len(small) == 8
+    large = ctx.train_samples(24)
+    assert len(large) == 24
+    np.testing.assert_array_equal(large[7].image, small[7].image)
+    assert len(ctx.train_samples(16)) == 16

@@ -67,8 +67,10 @@ class _Context:
         from atpn_edge.data.registry import open_dataset, parse_data_spec
         from atpn_edge.train.data import synthetic_split
 
-        if self._train is None:
-            spec = parse_data_spec(self.data)
+        spec = parse_data_spec(self.data)
+        # Synthetic: a step asking for more crops than the pool holds gets a larger pool (seeded per index, so
+        # its first crops are the same ones); the count must not depend on which earlier steps ran or were reused.
+        if self._train is None or (spec.kind == "synthetic" and len(self._train) < n):
             if spec.kind == "synthetic":
                 self._train = synthetic_split("train", max(n, self.train_pool), self.num_points, self.input_size, self.cache_dir)
             else:
@@ -183,7 +185,7 @@ def _run_finetune(ctx: _Context, model, step, index: int, role: str = "finetune"
     from atpn_edge.compress.finetune import finetune
 
     samples = ctx.train_samples(step.train.train_samples)
-    key = _fingerprint(dataclasses.asdict(step), _weights_sum(model))
+    key = _fingerprint(dataclasses.asdict(step), _weights_sum(model), len(samples))
     # a copy: the float reference model stays untouched
     return finetune(copy.deepcopy(model), samples, step.train, ctx.loss_config, num_points=ctx.num_points,
                     state_path=ctx.out / f"step{index}_{role}_state.pt", extra_state={"key": key},
