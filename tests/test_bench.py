@@ -139,3 +139,15 @@ def test_compare_verdict_checks_targets_and_explains_a_missed_int8_speedup():
     # a met speed target needs no explanation
     rows[1]["latency_ms"]["median"] = 1.5
     assert "int8 matmul peak" not in "\n".join(write_verdict(rows, BUDGETS["demo"], host))
+
+
+def test_compare_verdict_does_not_rank_models_that_all_fail():
+    from atpn_edge.bench.compare import BUDGETS, write_verdict
+
+    rows = [{"model": m, "variant": "float", "threads": 1, "status": "ok", "latency_ms": {"median": ms}, "nme": nme,
+             "fr_10": fr} for m, ms, nme, fr in (("atpn", 3.0, 0.30, 0.99), ("atpn-lite", 1.2, 0.27, 0.96))]
+    text = "\n".join(write_verdict(rows, BUDGETS["demo"]))
+    assert "every trained model fails most test crops (FR@0.1 96% or more)" in text
+    assert "Most accurate here" not in text
+    rows[1]["fr_10"] = 0.2  # one model that works is ranked as usual
+    assert "Most accurate here: atpn-lite float" in "\n".join(write_verdict(rows, BUDGETS["demo"]))
