@@ -206,8 +206,8 @@ def write_verdict(rows: list[dict[str, Any]], plan: Budget, host: dict[str, Any]
         ablated = find_row(rows, label, "float", threads)
         if base and ablated and base.get("nme") and ablated.get("nme"):
             delta = ablated["nme"] - base["nme"]
-            lines.append(f"Without {what}: NME {ablated['nme']:.2%} vs {base['nme']:.2%} with it ({delta:+.2%} points); "
-                         + (f"pose MAE {ablated.get('pose_mae') or float('nan'):.2f} vs {base.get('pose_mae') or float('nan'):.2f} deg. "
+            lines.append(f"Without {what}: NME {ablated['nme']:.2%} vs {base['nme']:.2%} with it ({delta:+.2%} points). "
+                         + (f"Pose MAE {ablated.get('pose_mae') or float('nan'):.2f} vs {base.get('pose_mae') or float('nan'):.2f} deg. "
                             if label == "atpn-no-fusion" else "")
                          + f"One seed at budget '{plan.name}' ({plan.train_samples} x {plan.epochs}): differences under about "
                          "0.3 points are within run-to-run noise and do not establish the component's value.")
