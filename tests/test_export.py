@@ -221,18 +221,13 @@ def test_onnx_fp32_and_int8(lite, out_dir, calib, held_out):
     int8 = export_model(lite, "onnx", "int8", out_dir / "lite_int8.onnx", calib_images=calib)
     assert int8.verification["int8"]["ok"]
     assert int8.verification["ops"]["QuantizeLinear"] > 10
-    got8 = OnnxPredictor(int8.path).predict(held_out)
+    predictor8 = OnnxPredictor(int8.path)
+    got8 = predictor8.predict(held_out)
     diff = np.abs(got8["landmarks"] - want["landmarks"]).max()
     assert 1e-6 < diff < 0.02  # quantized (not identical), and close
     # untrained, the network's face score is one value on every input: ORT's percentile histogram cannot
     # bin it, and the export falls back to MinMax and says so
-    assert _onnx_meta(int8.path)["quantization"]["calibration"] == "minmax"
-
-
-def _onnx_meta(path) -> dict:
-    import onnx
-
-    return json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["atpn_edge"])
+    assert predictor8.metadata["quantization"]["calibration"] == "minmax"
 
 
 def test_onnx_int8_calibration_follows_the_observer(tiny, out_dir, calib, held_out):
@@ -243,8 +238,9 @@ def test_onnx_int8_calibration_follows_the_observer(tiny, out_dir, calib, held_o
     for observer, method in (("histogram", "percentile"), ("minmax", "minmax")):
         result = export_model(tiny, "onnx", "int8", out_dir / f"tiny_{observer}.onnx", calib_images=calib,
                               quant_spec=QuantSpec(observer=observer))
-        assert _onnx_meta(result.path)["quantization"]["calibration"] == method
-        got = OnnxPredictor(result.path).predict(held_out)
+        predictor = OnnxPredictor(result.path)
+        assert predictor.metadata["quantization"]["calibration"] == method
+        got = predictor.predict(held_out)
         assert np.abs(got["landmarks"] - _torch(tiny, held_out)["landmarks"]).max() < 0.05
         paths[observer] = result.path
     scales = [{i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(p)).graph.initializer if i.name.endswith("_scale")}
