@@ -120,7 +120,7 @@ def test_summary_parts_add_up_and_report_each_head():
     assert set(parts) == {"backbone", "shortcut", "landmark_head", "heatmap", "pose_head", "tracking_head"}
     assert sum(p["params"] for p in parts.values()) == summary["params"]
     assert sum(p["macs"] for p in parts.values()) == summary["macs"]
-    assert parts["heatmap"] == {"params": 0, "macs": 0} and summary["heatmap_elementwise_ops"] == 98 * 14 * 14 * 7
+    assert parts["heatmap"] == {"params": 0, "macs": 0} and summary["heatmap_elementwise_ops"] == 98 * (14 * 10 + 14 * 14 * 2)
     alignment_only = model_summary(build_model("atpn", heads=["landmarks"]))
     assert set(alignment_only["parts"]) == {"backbone", "shortcut", "landmark_head"}
     assert alignment_only["macs"] == summary["macs"] - parts["pose_head"]["macs"] - parts["tracking_head"]["macs"]
@@ -176,26 +176,42 @@ def test_heatmap_grad_switch(heatmap_grad):
     assert model.backbone.stem[0].weight.grad.abs().sum() > 0  # the shared backbone always learns
 
 
-def test_heatmap_peak_is_one_at_the_landmarks_cell():
+@pytest.mark.parametrize("kernel", ["bump", "gaussian"])
+def test_heatmap_peak_is_one_at_the_landmarks_cell(kernel):
     size, sigma = 14, 1.0
-    renderer = CheapHeatmap(98, size=size, sigma=sigma, channels="parts")
+    renderer = CheapHeatmap(98, size=size, sigma=sigma, channels="parts", kernel=kernel)
     assert renderer.out_channels == 5
-    landmarks = torch.full((1, 98, 2), -10.0)  # far outside: contributes ~0
+    landmarks = torch.full((1, 98, 2), -10.0)  # far outside: contributes 0 (bump) or ~0 (gaussian)
     row, col = 3, 9
     landmarks[0, 60] = torch.tensor([(col + 0.5) / size, (row + 0.5) / size])  # left eye corner
     heatmap = renderer(landmarks)  # (1, 5, 14, 14)
     assert heatmap.shape == (1, 5, size, size)
     eyes = heatmap[0, 2]
     assert eyes[row, col] == pytest.approx(1.0, abs=1e-6) and eyes.max() == eyes[row, col]
-    assert eyes[row, col + 1] == pytest.approx(math.exp(-1 / (2 * sigma**2)), abs=1e-6)
-    assert eyes[row + 1, col + 1] == pytest.approx(math.exp(-2 / (2 * sigma**2)), abs=1e-6)
+    if kernel == "gaussian":
+        assert eyes[row, col + 1] == pytest.approx(math.exp(-1 / (2 * sigma**2)), abs=1e-6)
+        assert eyes[row + 1, col + 1] == pytest.approx(math.exp(-2 / (2 * sigma**2)), abs=1e-6)
+    else:  # b(d) = 1 - (d / r)^2, r = 1.665 sigma, separable, zero beyond r
+        one_cell = 1 - (1 / (2 * math.sqrt(math.log(2)) * sigma)) ** 2
+        assert eyes[row, col + 1] == pytest.approx(one_cell, abs=1e-6)
+        assert eyes[row + 1, col + 1] == pytest.approx(one_cell * one_cell, abs=1e-6)
+        assert eyes[row, col + 2] == 0 and eyes[row + 2, col] == 0
     others = torch.cat([heatmap[0, :2], heatmap[0, 3:]])
     assert others.max() < 1e-6  # only the eyes channel lights up
     # pupils (96, 97) are part of the eyes channel too: max over both runs
     landmarks[0, 97] = torch.tensor([0.5 / size, 0.5 / size])
     assert renderer(landmarks)[0, 2, 0, 0] == pytest.approx(1.0, abs=1e-6)
-    single = CheapHeatmap(68, size=28, channels="single")(torch.full((2, 68, 2), 0.5))
+    single = CheapHeatmap(68, size=28, channels="single", kernel=kernel)(torch.full((2, 68, 2), 0.5))
     assert single.shape == (2, 1, 28, 28) and single.max() < 1.0  # 0.5 lies between cell centres
+
+
+def test_heatmap_kernels_agree_on_where_the_bump_is():
+    """Where the bump is over half high is where the Gaussian of the same sigma is (IoU > 0.9)."""
+    torch.manual_seed(0)
+    landmarks = torch.rand(3, 98, 2) * 0.8 + 0.1
+    bump = CheapHeatmap(98, kernel="bump")(landmarks) > 0.5
+    gauss = CheapHeatmap(98, kernel="gaussian")(landmarks) > 0.5
+    assert (bump & gauss).sum() / (bump | gauss).sum() > 0.9
 
 
 def test_select_heads_shares_weights():

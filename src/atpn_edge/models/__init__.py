@@ -13,7 +13,7 @@ from torch import nn
 
 from atpn_edge.models.atpn import set_regressor_template
 from atpn_edge.models.counting import count_params, count_params_and_macs, model_summary
-from atpn_edge.models.registry import MODEL_NAMES, build_model, model_heads, select_heads
+from atpn_edge.models.registry import MODEL_NAMES, build_model, model_heads, rebuild_model, resolve_options, select_heads
 from atpn_edge.models.template import landmark_template
 
 
@@ -42,6 +42,8 @@ __all__ = [
     "landmark_template",
     "model_heads",
     "model_summary",
+    "rebuild_model",
+    "resolve_options",
     "select_heads",
     "set_landmark_template",
 ]

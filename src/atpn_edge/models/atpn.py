@@ -15,6 +15,7 @@ Read top to bottom (shapes for the default: 112x112 input, width 1.0, 98 points)
       tracking_head(fused, f16)  -> face_logit (B,), face_box (B, 4)
 
 Switches: `shortcut` (drop the shortcut), `heatmap_fusion` (pose and tracking see f8 alone),
+`heatmap_kernel` ("bump", int8-friendly; "gaussian", the first ATPN's, see models/heatmap.py),
 `heatmap_grad` (whether pose/tracking losses reach the landmark head through the heatmap),
 `width` (channel multiplier), `num_landmarks` (98 or 68), `heads` (which outputs exist; the
 landmark head is still computed, not returned, when fusion needs it for pose or tracking).
@@ -187,6 +188,7 @@ class ATPN(nn.Module):
         input_size: int = 112,
         heatmap_channels: str = "parts",
         heatmap_sigma: float = 1.0,
+        heatmap_kernel: str = "bump",
     ) -> None:
         super().__init__()
         assert input_size % 16 == 0 and set(heads) <= set(HEAD_NAMES) and heads
@@ -214,7 +216,8 @@ class ATPN(nn.Module):
         self.heatmap: CheapHeatmap | None = None
         fused_channels = c8
         if self.uses_heatmap:
-            self.heatmap = CheapHeatmap(num_landmarks, input_size // 8, heatmap_sigma, heatmap_channels)
+            self.heatmap = CheapHeatmap(num_landmarks, input_size // 8, heatmap_sigma, heatmap_channels,
+                                        heatmap_kernel)
             fused_channels += self.heatmap.out_channels
         branch_channels = make_divisible(arch.branch_channels * width)
         branch_embed = make_divisible(arch.branch_embed * width)

@@ -2,15 +2,26 @@
 
     landmarks (B, P, 2) normalised crop coords  ->  heatmap (B, K, H, H), values in [0, 1]
 
-Each landmark contributes exp(-d^2 / (2 sigma^2)) on an H x H grid of cell centres
-((i + 0.5) / H, the same convention as the landmarks), so a landmark at a cell centre gives
-exactly 1 there. Landmarks are reduced by max into K channels: one per facial-part group
-(`channels="parts"`, K = 5: contour, brows, eyes, nose, mouth) or one for the whole face
-(`channels="single"`). Only sub, mul, exp, strided slices, reduce-max and maximum are used:
-TFLite builtins, ONNX ops, and all int8-friendly (the output range is fixed to [0, 1]).
+Each landmark puts a bump on an H x H grid of cell centres ((i + 0.5) / H, the same convention as
+the landmarks), 1 where the landmark sits. Landmarks are reduced by max into K channels: one per
+facial-part group (`channels="parts"`, K = 5: contour, brows, eyes, nose, mouth) or one for the
+whole face (`channels="single"`). Two bump kernels:
+
+- "bump" (the default): separable, b(dx) * b(dy) with b(d) = 1 - clamp(d / r, -1, 1)^2 and
+  r = 2 sqrt(ln 2) sigma = 1.67 sigma cells, so that along the axes it is half high where a
+  Gaussian of the same sigma is (their half-maximum regions overlap 95 %). Only sub, mul,
+  clamp (RELU_N1_TO_1), slices, concatenation and reduce-max: every op runs inside XNNPACK in int8,
+  so the int8 .tflite stays one delegate partition; the elementwise work is on (P, H) rows, not
+  (P, H * H) cells, up to one product. Clamping before squaring keeps the int8 steps fine where the
+  bump is not zero.
+- "gaussian" (the first ATPN): exp(-d^2 / 2 sigma^2). Its int8 EXP and the elementwise MAXIMUM that
+  merged a group's index runs have no XNNPACK int8 kernel: the int8 graph split into 3 partitions
+  and the heatmap ran in TFLite's reference kernels. Kept for checkpoints trained with it.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -26,6 +37,8 @@ PART_GROUPS: dict[str, tuple[str, ...]] = {
     "mouth": ("outer_lips", "inner_lips"),
 }
 HEATMAP_CHANNEL_MODES = ("parts", "single")
+HEATMAP_KERNELS = ("bump", "gaussian")
+BUMP_RADIUS_PER_SIGMA = 2.0 * math.sqrt(math.log(2.0))  # b(r / sqrt 2) = 1/2 = Gaussian(1.177 sigma)
 
 
 def contiguous_runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -54,34 +67,47 @@ def heatmap_groups(num_landmarks: int, channels: str) -> list[list[tuple[int, in
 
 
 class CheapHeatmap(nn.Module):
-    def __init__(self, num_landmarks: int, size: int = 14, sigma: float = 1.0, channels: str = "parts") -> None:
+    def __init__(self, num_landmarks: int, size: int = 14, sigma: float = 1.0, channels: str = "parts",
+                 kernel: str = "bump") -> None:
         """`sigma` is in heatmap cells (1.0 = one cell = 1/size of the crop)."""
         super().__init__()
-        assert channels in HEATMAP_CHANNEL_MODES
+        assert channels in HEATMAP_CHANNEL_MODES and kernel in HEATMAP_KERNELS
         self.size = size
+        self.kernel = kernel
         self.groups = heatmap_groups(num_landmarks, channels)
         self.out_channels = len(self.groups)
         centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-        grid_y, grid_x = torch.meshgrid(centres, centres, indexing="ij")
-        # (1, 1, H*H): broadcast against (B, P, 1) landmark coordinates.
-        self.register_buffer("grid_x", grid_x.reshape(1, 1, size * size), persistent=False)
-        self.register_buffer("grid_y", grid_y.reshape(1, 1, size * size), persistent=False)
+        # (1, 1, H): broadcast against (B, P, 1) landmark coordinates
+        self.register_buffer("centres", centres.reshape(1, 1, size), persistent=False)
         sigma_normalised = sigma / size
-        self.neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma_normalised**2)
+        self.inv_radius = 1.0 / (BUMP_RADIUS_PER_SIGMA * sigma_normalised)
+        self.neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma_normalised**2)  # gaussian
+
+    def per_point(self, landmarks: torch.Tensor) -> torch.Tensor:
+        """(B, P, 2) -> (B, P, H * H): each landmark's bump on the grid, row-major (y, x)."""
+        dx = self.centres - landmarks[:, :, 0:1]  # (B, P, H)
+        dy = self.centres - landmarks[:, :, 1:2]
+        if self.kernel == "gaussian":
+            d2 = dy.unsqueeze(3) ** 2 + dx.unsqueeze(2) ** 2  # (B, P, H, H)
+            return torch.exp(d2 * self.neg_inv_two_sigma_sq).flatten(2)
+        tx = torch.clamp(dx * self.inv_radius, -1.0, 1.0)
+        ty = torch.clamp(dy * self.inv_radius, -1.0, 1.0)
+        bump_x, bump_y = 1.0 - tx * tx, 1.0 - ty * ty  # (B, P, H) each, in [0, 1]
+        return (bump_y.unsqueeze(3) * bump_x.unsqueeze(2)).flatten(2)  # (B, P, H * H)
 
     def forward(self, landmarks: torch.Tensor) -> torch.Tensor:
-        dx = self.grid_x - landmarks[:, :, 0:1]  # (B, P, H*H)
-        dy = self.grid_y - landmarks[:, :, 1:2]
-        per_point = torch.exp((dx * dx + dy * dy) * self.neg_inv_two_sigma_sq)  # (B, P, H*H)
+        per_point = self.per_point(landmarks)
         channels = []
         for runs in self.groups:
-            channel = per_point[:, runs[0][0] : runs[0][1]].amax(dim=1, keepdim=True)  # (B, 1, H*H)
-            for start, stop in runs[1:]:
-                channel = torch.maximum(channel, per_point[:, start:stop].amax(dim=1, keepdim=True))
-            channels.append(channel)
+            pieces = [per_point[:, start:stop] for start, stop in runs]
+            group = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)  # (B, n, H*H)
+            channels.append(group.amax(dim=1, keepdim=True))  # (B, 1, H*H)
         heatmap = channels[0] if len(channels) == 1 else torch.cat(channels, dim=1)  # (B, K, H*H)
         return heatmap.unflatten(2, (self.size, self.size))  # (B, K, H, H)
 
     def elementwise_ops(self, num_landmarks: int) -> int:
-        """Arithmetic ops per image (sub, mul, add, exp, max): not MACs, reported beside them."""
-        return num_landmarks * self.size * self.size * 7
+        """Arithmetic ops per image (sub, mul, clamp, exp, max): not MACs, reported beside them."""
+        cells = self.size * self.size
+        if self.kernel == "gaussian":
+            return num_landmarks * cells * 7
+        return num_landmarks * (self.size * 10 + cells * 2)

@@ -16,7 +16,7 @@ from torch import nn
 from atpn_edge.errors import UserError
 from atpn_edge.models.atpn import ATPN, ATPN_ARCHS, HEAD_NAMES
 from atpn_edge.models.baselines import BASELINE_HEAD_NAMES, PFLD, MobileNetV2Regressor
-from atpn_edge.models.heatmap import HEATMAP_CHANNEL_MODES
+from atpn_edge.models.heatmap import HEATMAP_CHANNEL_MODES, HEATMAP_KERNELS
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,11 @@ _ATPN_DEFAULTS: dict[str, Any] = {
     "input_size": 112,
     "heatmap_channels": "parts",
     "heatmap_sigma": 1.0,
+    "heatmap_kernel": "bump",
 }
+# Options added after checkpoints were already written: a stored options dict without one of
+# these was built with the value here (not today's default).
+_ATPN_LEGACY = {"heatmap_kernel": "gaussian"}
 _BASELINE_DEFAULTS: dict[str, Any] = {
     "num_landmarks": 98,
     "width": 1.0,
@@ -77,6 +81,8 @@ def _validate(name: str, options: dict[str, Any]) -> dict[str, Any]:
             raise UserError(f"{where}: {switch} must be true or false, got {out[switch]!r}")
     if "heatmap_channels" in out and out["heatmap_channels"] not in HEATMAP_CHANNEL_MODES:
         raise UserError(f"{where}: heatmap_channels must be one of {list(HEATMAP_CHANNEL_MODES)}, got {out['heatmap_channels']!r}")
+    if "heatmap_kernel" in out and out["heatmap_kernel"] not in HEATMAP_KERNELS:
+        raise UserError(f"{where}: heatmap_kernel must be one of {list(HEATMAP_KERNELS)}, got {out['heatmap_kernel']!r}")
     if "heatmap_sigma" in out:
         sigma = out["heatmap_sigma"]
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0.25 <= sigma <= 8:
@@ -85,19 +91,32 @@ def _validate(name: str, options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_model(name: str, **options: Any) -> nn.Module:
-    """Build a registered model: names in MODEL_NAMES, options as in the model's defaults."""
+def resolve_options(name: str, options: dict[str, Any], *, stored: bool = False) -> dict[str, Any]:
+    """The complete, validated options `build_model(name, **options)` would use. `stored`: options
+    read back from a checkpoint or a training log, where an option the file predates takes the value
+    the file was made with (_ATPN_LEGACY), not today's default."""
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
-    defaults, constructor = _REGISTRY[name]
+    defaults, _ = _REGISTRY[name]
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise UserError(f"model {name!r}: unknown option(s) {unknown}; valid options: {', '.join(defaults)}")
-    resolved = _validate(name, {**copy.deepcopy(defaults), **options})
-    model = constructor(**{**resolved, "heads": tuple(resolved["heads"])})
+    legacy = _ATPN_LEGACY if stored and name.startswith("atpn") else {}
+    return _validate(name, {**copy.deepcopy(defaults), **legacy, **options})
+
+
+def build_model(name: str, **options: Any) -> nn.Module:
+    """Build a registered model: names in MODEL_NAMES, options as in the model's defaults."""
+    resolved = resolve_options(name, options)
+    model = _REGISTRY[name][1](**{**resolved, "heads": tuple(resolved["heads"])})
     model.name = name
     model.options = resolved
     return model
+
+
+def rebuild_model(name: str, stored_options: dict[str, Any]) -> nn.Module:
+    """build_model for options read back from a checkpoint or an artifact (see resolve_options)."""
+    return build_model(name, **resolve_options(name, stored_options, stored=True))
 
 
 def select_heads(model: nn.Module, heads: list[str] | tuple[str, ...]) -> nn.Module:

@@ -108,14 +108,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights (model in eval mode)."""
-    from atpn_edge.models import build_model
+    from atpn_edge.models import rebuild_model
 
     checkpoint = read_checkpoint(path)
     name = checkpoint["model_name"]
     if expect_model is not None and name != expect_model:
         raise UserError(f"{path}: checkpoint holds model '{name}', expected '{expect_model}'")
     try:
-        model = build_model(name, **checkpoint["model_options"])
+        model = rebuild_model(name, checkpoint["model_options"])
     except (UserError, TypeError, ValueError) as e:
         raise UserError(f"{path}: cannot rebuild model '{name}': {e}") from e
     if "pruned_structure" in checkpoint:  # channel-pruned: resize the fresh model's layers first

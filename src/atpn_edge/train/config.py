@@ -49,10 +49,21 @@ class TrainConfig:
 SPEED_ONLY_KEYS = ("threads", "num_workers", "cache_dir")
 
 
-def same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when two TrainConfig dicts train the same model the same way (ignoring SPEED_ONLY_KEYS)."""
-    strip = lambda d: {k: v for k, v in d.items() if k not in SPEED_ONLY_KEYS}  # noqa: E731
-    return strip(a) == strip(b)
+def same_training(logged: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """True when a run's logged TrainConfig dict and a wanted one train the same model the same way
+    (ignoring SPEED_ONLY_KEYS). Model options are compared resolved: the log's as the run built
+    them (an option it predates takes its old value), the wanted one's with today's defaults."""
+    from atpn_edge.models import resolve_options
+
+    def key(d: dict[str, Any], stored: bool) -> dict[str, Any]:
+        d = {k: v for k, v in d.items() if k not in SPEED_ONLY_KEYS}
+        try:
+            d["model_options"] = resolve_options(d.get("model", ""), d.get("model_options") or {}, stored=stored)
+        except UserError:
+            pass  # an unknown model or option: compare as written
+        return d
+
+    return key(logged, True) == key(wanted, False)
 
 
 def _build(cls, values: dict, source: str, prefix: str = ""):

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from atpn_edge.errors import UserError
 from atpn_edge.evaluate import evaluate
 from atpn_edge.io import write_json
-from atpn_edge.models import build_model
+from atpn_edge.models import build_model, rebuild_model
 from atpn_edge.train.batching import EpochSampler, TrainingSet, collate
 from atpn_edge.train.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from atpn_edge.train.config import TrainConfig, config_from_dict
@@ -91,7 +92,13 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
         config = config_from_dict(state["train_config"], source=str(last_path))
         log.info("resuming %s from the end of epoch %d", out_dir, state["train_state"]["epoch"])
 
-    model = build_model(config.model, **config.model_options)
+    if state is not None:  # the architecture the checkpoint was built with, not today's defaults
+        model = rebuild_model(config.model, config.model_options)
+    else:
+        model = build_model(config.model, **config.model_options)
+    # the log and checkpoints record the resolved options, so that a later change of a default
+    # is seen as a different run (train.config.same_training)
+    config = dataclasses.replace(config, model_options=dict(model.options))
     num_points = int(model.options.get("num_landmarks", 98))
     input_size = int(model.options.get("input_size", 112))
     train_samples, val_samples, augment = load_training_data(config, num_points, input_size, ctx)
