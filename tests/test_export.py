@@ -100,7 +100,9 @@ def test_tflite_fp32_matches_pytorch(lite, lite_fp32_tflite, held_out):
 def test_tflite_sidecar_and_report(lite_fp32_tflite):
     sidecar = json.loads(open(str(lite_fp32_tflite.path) + ".json").read())
     assert sidecar["output_names"] == ["landmarks", "pose", "face_score", "face_box"]
-    assert sidecar["layout"] == "NCHW" and sidecar["channel_order"] == "RGB"
+    # a .tflite is channels-last by default (no TRANSPOSE at its input)
+    assert sidecar["layout"] == "NHWC" and sidecar["channel_order"] == "RGB"
+    assert sidecar["input_shape"] == [1, 112, 112, 3]
     assert sidecar["normalisation"]["mean"] == 0.5 and sidecar["normalisation"]["std"] == 0.5
     assert sidecar["landmark_scheme"] == "wflw98" and sidecar["model_name"] == "atpn-lite"
     assert {o["name"] for o in sidecar["io"]["outputs"]} == {"landmarks", "pose", "face_score", "face_box"}
@@ -117,7 +119,11 @@ def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflit
     conv_ops = [op for op in ops if op["op"] in V.COMPUTE_OPS]
     assert conv_ops and all(op["input_dtypes"][:2] == ["int8", "int8"] for op in conv_ops)
     predictor = LiteRTPredictor(result.path)
-    assert predictor.input_detail["dtype"] == np.float32  # int8_io=False: q/dq inside the graph
+    # int8 input (q = pixel - 128) and outputs by default: no QUANTIZE / DEQUANTIZE around the graph
+    assert predictor.input_detail["dtype"] == np.int8 and predictor.layout == "NHWC"
+    assert predictor.input_quant == (pytest.approx(1 / 127.5), 0)
+    assert V.op_histogram(ops).get("DEQUANTIZE", 0) <= 1  # at most the face logit before its float sigmoid
+    assert ops[0]["op"] != "QUANTIZE" and "TRANSPOSE" not in [op["op"] for op in ops[:3]]
     got = predictor.predict(held_out)
     simulated = _torch(QuantizedModel(lite_quantized), held_out)
     floating = _torch(lite, held_out)
@@ -128,23 +134,45 @@ def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflit
     assert result.size_bytes < 0.5 * lite_fp32_tflite.size_bytes
 
 
-def test_tflite_int8_io_nhwc(tiny, out_dir, calib, held_out):
+def _tiny_quantized(tiny, calib):
     x = torch.from_numpy(preprocess(calib))
     prepared = prepare_ptq(tiny, x[:1], QuantSpec())
     for i in range(len(x)):
         prepared(x[i : i + 1])
-    quantized = convert(prepared)
+    return convert(prepared)
+
+
+def test_tflite_int8_io_nhwc(tiny, out_dir, calib, held_out):
+    quantized = _tiny_quantized(tiny, calib)
     result = export_model(quantized, "tflite", "int8", out_dir / "tiny_int8_io.tflite", int8_io=True, nhwc=True)
     predictor = LiteRTPredictor(result.path)
     assert predictor.layout == "NHWC" and predictor.input_detail["dtype"] == np.int8
     assert tuple(predictor.input_detail["shape"]) == (1, 112, 112, 3)
-    assert result.metadata["io"]["inputs"][0]["scale"] > 0
+    # the input quantization is fixed, whatever the calibration saw: a board feeds pixel - 128
+    inputs = result.metadata["io"]["inputs"][0]
+    assert inputs["scale"] == pytest.approx(1 / 127.5) and inputs["zero_point"] == 0
+    assert "pixel - 128" in result.metadata["input_encoding"]
     assert result.verification["int8"]["ok"]
     got = predictor.predict(held_out)
     simulated = _torch(QuantizedModel(quantized), held_out)
     scale = max(o["scale"] or 0 for o in result.metadata["io"]["outputs"])
     assert np.abs(got["landmarks"] - simulated["landmarks"]).max() <= 2 * scale + 1e-6
     assert np.all((got["face_score"] > 0) & (got["face_score"] < 1))
+    # raw pixels - 128 straight into the interpreter give the adapter's answer within one input step
+    runner = predictor.runner
+    raw = runner(**{predictor.input_name: (held_out[:1].astype(np.int16) - 128).astype(np.int8)})
+    landmarks_raw = next(k for k, v in predictor.output_map.items() if v == "landmarks")
+    lq = predictor.output_quant[landmarks_raw]
+    direct = (raw[landmarks_raw].astype(np.float32) - lq[1]) * lq[0]
+    assert np.abs(direct - got["landmarks"][:1]).max() <= 3 * lq[0] + 1e-6
+
+
+def test_tflite_float_io_keeps_float_tensors(tiny, out_dir, calib):
+    result = export_model(_tiny_quantized(tiny, calib), "tflite", "int8", out_dir / "tiny_float_io.tflite",
+                          int8_io=False, nhwc=False)
+    predictor = LiteRTPredictor(result.path)
+    assert predictor.input_detail["dtype"] == np.float32 and predictor.layout == "NCHW"
+    assert result.verification["int8"]["ok"] and not result.metadata["int8_io"]
 
 
 def test_fake_quant_graph_is_caught(tiny, out_dir):

@@ -37,7 +37,7 @@ def images():
 def artifacts(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("runtime")
     return {
-        "tflite": export_model(tiny, "tflite", "fp32", folder / "tiny.tflite").path,
+        "tflite": export_model(tiny, "tflite", "fp32", folder / "tiny.tflite", nhwc=False).path,
         "tflite_nhwc": export_model(tiny, "tflite", "fp32", folder / "tiny_nhwc.tflite", nhwc=True).path,
         "onnx": export_model(tiny, "onnx", "fp32", folder / "tiny.onnx").path,
     }

@@ -39,6 +39,12 @@ OPERATOR_TYPES = {
 }
 
 
+# The int8 input of every PT2E graph: q = round(x * 127.5) for x = (pixel / 255 - 0.5) / 0.5, so a
+# board feeds q = pixel - 128 (within half a step of the exact value; x is calibrated nowhere).
+INPUT_SCALE = 1.0 / 127.5
+INPUT_ZERO_POINT = 0
+
+
 @dataclass(frozen=True)
 class QuantSpec:
     """How to quantize: int8 symmetric weights, int8 activations (XNNPACK's scheme)."""
@@ -200,6 +206,24 @@ def _check_graph(model: nn.Module, what: str) -> torch.fx.GraphModule:
     return model
 
 
+def _fix_input_quantization(prepared: torch.fx.GraphModule, is_qat: bool) -> None:
+    """The graph input's observer -> fixed (INPUT_SCALE, INPUT_ZERO_POINT): the int8 input then means
+    pixel - 128 on every model, whatever its calibration images were (an int8-I/O export can be fed
+    camera pixels without per-model constants)."""
+    from torchao.quantization.pt2e import FixedQParamsFakeQuantize, FixedQParamsObserver
+
+    observer = FixedQParamsObserver.with_args(scale=INPUT_SCALE, zero_point=INPUT_ZERO_POINT, dtype=torch.int8,
+                                              quant_min=-128, quant_max=127)
+    fixed = FixedQParamsFakeQuantize.with_args(observer=observer) if is_qat else observer
+    # parameters are attributes of an exported graph: its placeholders are the forward's inputs
+    for node in prepared.graph.nodes:
+        if node.op != "placeholder":
+            continue
+        for user in node.users:
+            if user.op == "call_module" and "activation_post_process" in str(user.target):
+                setattr(prepared, user.target, fixed())
+
+
 def prepare_ptq(model: nn.Module, example_input: torch.Tensor, spec: QuantSpec = QuantSpec()) -> torch.fx.GraphModule:
     """Insert observers for post-training calibration. Accepts a float nn.Module or export_for_quant's graph."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
@@ -207,6 +231,7 @@ def prepare_ptq(model: nn.Module, example_input: torch.Tensor, spec: QuantSpec =
     gm = model if isinstance(model, torch.fx.GraphModule) else export_for_quant(model, example_input)
     info = dict(_meta(gm), quant_spec=spec.to_dict(), mode="ptq")
     prepared = prepare_pt2e(gm, make_quantizer(spec, is_qat=False))
+    _fix_input_quantization(prepared, is_qat=False)
     return _set_meta(prepared, info)
 
 
@@ -235,6 +260,7 @@ def prepare_qat(model: nn.Module, example_input: torch.Tensor, spec: QuantSpec =
         })
     info = dict(_meta(gm), quant_spec=spec.to_dict(), mode="qat")
     prepared = prepare_qat_pt2e(gm, make_quantizer(spec, is_qat=True))
+    _fix_input_quantization(prepared, is_qat=True)
     return _set_meta(prepared, info)
 
 

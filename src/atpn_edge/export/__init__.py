@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,8 @@ from atpn_edge.runtime.base import preprocess
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "PRECISIONS", "ExportFormat", "ExportResult", "export_model", "verification_path"]
+__all__ = ["FORMATS", "PRECISIONS", "ExportFormat", "ExportResult", "default_layout_io", "export_model",
+           "verification_path"]
 
 
 @dataclass
@@ -80,8 +82,8 @@ def export_model(
     *,
     calib_images: Any = None,
     verify_images: Any = None,
-    nhwc: bool = False,
-    int8_io: bool = False,
+    nhwc: bool | None = None,
+    int8_io: bool | None = None,
     quantizer: str = "pt2e",
     quant_spec=None,
     float_model: nn.Module | None = None,
@@ -89,10 +91,16 @@ def export_model(
     allow_float_ops: tuple[str, ...] = (),
     verify: bool = True,
 ) -> ExportResult:
-    """Export, verify, write metadata; nothing is left under `out_path` if any step fails."""
+    """Export, verify, write metadata; nothing is left under `out_path` if any step fails.
+
+    `nhwc` / `int8_io` None take the format's default (default_layout_io): a .tflite is channels-last
+    (LiteRT's own layout: no TRANSPOSE at the input), and its PT2E int8 has int8 input and outputs
+    (no QUANTIZE / clamp before the first conv, no DEQUANTIZE after the heads).
+    """
     from atpn_edge.compress import pt2e
 
     fmt = get_format(format, precision)
+    nhwc, int8_io = default_layout_io(format, precision, quantizer, nhwc, int8_io)
     out_path = Path(out_path)
     if out_path.suffix != fmt.suffix:
         raise UserError(f"--out {out_path}: a {format} artifact must end in {fmt.suffix}")
@@ -179,11 +187,11 @@ def export_model(
         else:
             from atpn_edge.export import onnx as onnx_export
 
-            with tempfile.TemporaryDirectory(dir=out_path.parent) as work:
+            with tempfile.TemporaryDirectory(prefix="atpn_edge_export_") as work:  # never in the user's folder
                 float_path = os.path.join(work, "float.onnx")
                 onnx_export.export_float(model, output_names, sample, float_path, nhwc=nhwc)
                 if precision == "fp32":
-                    os.replace(float_path, tmp)
+                    shutil.move(float_path, tmp)
                 elif precision == "dynamic-int8":
                     onnx_export.quantize_dynamic_int8(float_path, tmp)
                     quant_info = {"quantizer": "onnxruntime", "mode": "dynamic", "weights": "uint8"}
@@ -202,6 +210,9 @@ def export_model(
             quantization=quant_info, io=io,
         )
         metadata["int8_io"] = bool(int8_io)
+        if int8_io:
+            metadata["input_encoding"] = (f"int8 q = pixel - 128 (scale 1/127.5, zero point {pt2e.INPUT_ZERO_POINT}), "
+                                          f"RGB, {layout}; outputs int8 with the scale and zero point of io.outputs")
         if format == "onnx":
             onnx_export.write_metadata(tmp, metadata)
         else:
@@ -227,6 +238,16 @@ def export_model(
     size = out_path.stat().st_size
     log.info("exported %s (%s %s, %d bytes)", out_path, format, precision, size)
     return ExportResult(out_path, format, precision, metadata, report, size, extra)
+
+
+def default_layout_io(format: str, precision: str, quantizer: str = "pt2e", nhwc: bool | None = None,
+                      int8_io: bool | None = None) -> tuple[bool, bool]:
+    """(nhwc, int8_io) with None replaced by the format's default."""
+    if nhwc is None:
+        nhwc = format == "tflite"
+    if int8_io is None:
+        int8_io = format == "tflite" and precision == "int8" and quantizer == "pt2e"
+    return nhwc, int8_io
 
 
 def pt2e_names(output_names: tuple[str, ...]) -> tuple[str, ...]:

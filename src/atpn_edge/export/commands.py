@@ -63,8 +63,8 @@ def export_artifact(
     data: str = "synthetic",
     calibration: int = DEFAULT_CALIBRATION,
     eval_images: int = DEFAULT_EVAL,
-    nhwc: bool = False,
-    int8_io: bool = False,
+    nhwc: bool | None = None,
+    int8_io: bool | None = None,
     quantizer: str = "pt2e",
     threads: int = 1,
     cache_dir: str = "runs/cache",
@@ -159,8 +159,16 @@ def register(sub) -> None:
     p.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION, help="calibration crops for int8")
     p.add_argument("--eval", type=int, default=DEFAULT_EVAL, help="crops to score the artifact on (0: skip)")
     p.add_argument("--eval-split", default="val", choices=["val", "test"], help="split scored (synthetic: seeds 1, 2)")
-    p.add_argument("--nhwc", action="store_true", help="channels-last input (TFLite)")
-    p.add_argument("--int8-io", action="store_true", help="int8 input/output tensors (TFLite int8 only)")
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument("--nhwc", dest="nhwc", action="store_const", const=True, default=None,
+                        help="channels-last input (the default for TFLite)")
+    layout.add_argument("--nchw", dest="nhwc", action="store_const", const=False,
+                        help="channels-first input (the default for ONNX)")
+    io = p.add_mutually_exclusive_group()
+    io.add_argument("--int8-io", dest="int8_io", action="store_const", const=True, default=None,
+                    help="int8 input and outputs (the default for TFLite int8: feed pixel - 128)")
+    io.add_argument("--float-io", dest="int8_io", action="store_const", const=False,
+                    help="float32 input and outputs around an int8 graph (adds QUANTIZE / DEQUANTIZE ops)")
     p.add_argument("--quantizer", default="pt2e", choices=list(INT8_QUANTIZERS), help="TFLite int8 route")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache-dir", default="runs/cache")

@@ -20,22 +20,13 @@ import torch
 from torch import nn
 
 from atpn_edge.errors import UserError
-from atpn_edge.export.tflite import ExportHead, exported_output_names
-from atpn_edge.runtime.onnx import METADATA_KEY
+from atpn_edge.export.tflite import ExportHead, NHWCInput, exported_output_names
+from atpn_edge.runtime.onnx import METADATA_KEY, MODULE_SCOPE_KEY
 
 log = logging.getLogger(__name__)
 
 OPSET = 18
 INPUT_NAME = "input"
-
-
-class _NHWCInput(nn.Module):
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.inner(x.permute(0, 3, 1, 2))  # (1, S, S, 3) -> (1, 3, S, S)
 
 
 def export_float(model: nn.Module, output_names: tuple[str, ...], sample: torch.Tensor, path: str,
@@ -46,7 +37,7 @@ def export_float(model: nn.Module, output_names: tuple[str, ...], sample: torch.
 
     module: nn.Module = ExportHead(model.eval(), output_names)
     if nhwc:
-        module, sample = _NHWCInput(module), sample.permute(0, 2, 3, 1).contiguous()
+        module, sample = NHWCInput(module), sample.permute(0, 2, 3, 1).contiguous()
     names = list(exported_output_names(output_names))
     try:
         with warnings.catch_warnings():
@@ -57,12 +48,33 @@ def export_float(model: nn.Module, output_names: tuple[str, ...], sample: torch.
     except Exception as e:  # the exporter wraps failures in its own error types
         first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
         raise UserError(f"torch.onnx.export could not export {getattr(model, 'name', type(model).__name__)}: {first[:300]}") from e
+    scopes = _module_scopes(proto)
     proto = onnxslim.slim(proto)
+    for node in proto.graph.node:  # onnxslim drops the exporter's node metadata; the profiler reads this key
+        if scopes.get(node.name):
+            entry = node.metadata_props.add()
+            entry.key, entry.value = MODULE_SCOPE_KEY, scopes[node.name]
     onnx.checker.check_model(proto, full_check=True)
     got = [o.name for o in proto.graph.output]
     if got != names:
         raise RuntimeError(f"ONNX output names {got} differ from the model's {names}")
     onnx.save(proto, path)
+
+
+def _module_scopes(proto) -> dict[str, str]:
+    """Node name -> the module that made it ("backbone.stage1.0.1"), from torch.onnx's name_scopes
+    metadata (['', 'backbone', ..., 'backbone.stage1.0.1', '<op>']); "" for the root module's own ops."""
+    scopes = {}
+    for node in proto.graph.node:
+        text = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        if text is None:
+            continue
+        try:
+            names = json.loads(text.replace("'", '"'))
+        except ValueError:
+            continue
+        scopes[node.name] = names[-2] if len(names) >= 2 else ""
+    return scopes
 
 
 class _CalibrationReader:
@@ -88,7 +100,7 @@ def quantize_int8(float_path: str, out_path: str, calibration_inputs: np.ndarray
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     method = CALIBRATION_OF_OBSERVER[observer]
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(out_path) or ".") as tmp:
+    with tempfile.TemporaryDirectory(prefix="atpn_edge_onnx_") as tmp:  # never in the user's folder
         prepared = os.path.join(tmp, "prepared.onnx")
         quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
 

@@ -51,7 +51,13 @@ class ExportHead(nn.Module):
             # A float op before the graph's first quantize keeps the input float32 (the converter
             # would otherwise make the input tensor int8); [-1, 1] is the valid input range anyway.
             x = torch.clamp(x, -1.0, 1.0)
-        raw = self.core(x)
+        if isinstance(self.core, torch.fx.GraphModule):
+            # Run a PT2E graph node by node so that, under fx_traceback.preserve_node_meta() (see
+            # _convert), the re-export keeps each node's module stack: the .tflite's tensors are then
+            # named after the network's modules (backbone.stage1, heatmap, ...) as in the fp32 export.
+            raw = torch.fx.Interpreter(self.core).run(x)
+        else:
+            raw = self.core(x)
         values = raw if isinstance(raw, dict) else dict(zip(self.output_names, raw))
         result: dict[str, torch.Tensor] = {}
         for name in self.output_names:
@@ -65,6 +71,19 @@ class ExportHead(nn.Module):
         return result
 
 
+class NHWCInput(nn.Module):
+    """Takes (1, S, S, 3) and hands the network (1, 3, S, S). The converters cancel the permute
+    against their own layout change, so a channels-last artifact has no TRANSPOSE at its input; the
+    module stack (and so the artifact's op names) is kept, unlike litert_torch.to_channel_last_io."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.inner(x.permute(0, 3, 1, 2))  # (1, S, S, 3) -> (1, 3, S, S)
+
+
 def exported_output_names(output_names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple("face_score" if n == "face_logit" else n for n in output_names)
 
@@ -76,7 +95,7 @@ def _convert(module: nn.Module, sample: torch.Tensor, quant_config=None) -> byte
     # litert-torch prints a progress tree to the console; show it only when debugging.
     os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "y" if log.isEnabledFor(logging.DEBUG) else "n"
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.fx.traceback.preserve_node_meta():
             warnings.simplefilter("ignore")
             edge_model = litert_torch.convert(module, (sample,), quant_config=quant_config)
         return bytes(edge_model.model_content())
@@ -93,9 +112,7 @@ def _convert(module: nn.Module, sample: torch.Tensor, quant_config=None) -> byte
 def _layout_io(module: nn.Module, sample: torch.Tensor, nhwc: bool) -> tuple[nn.Module, torch.Tensor]:
     if not nhwc:
         return module, sample
-    import litert_torch
-
-    return litert_torch.to_channel_last_io(module, args=[0]), sample.permute(0, 2, 3, 1).contiguous()
+    return NHWCInput(module), sample.permute(0, 2, 3, 1).contiguous()
 
 
 def convert_float(model: nn.Module, output_names: tuple[str, ...], sample: torch.Tensor, nhwc: bool = False) -> bytes:

@@ -17,6 +17,7 @@ from atpn_edge.runtime.base import OUTPUT_NAMES
 log = logging.getLogger(__name__)
 
 METADATA_KEY = "atpn_edge"  # metadata_props key holding the JSON metadata
+MODULE_SCOPE_KEY = "atpn_edge.module"  # node metadata the ONNX export writes: the module path of the op
 
 
 def _onnxruntime():
