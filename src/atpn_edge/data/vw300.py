@@ -79,6 +79,8 @@ def read_pts(path: str | os.PathLike, expected: int = NUM_POINTS) -> np.ndarray:
         text = line.strip()
         if text == "}":
             break
+        if not text:
+            continue
         fields = text.split()
         if len(fields) != 2:
             raise UserError(f"{path}:{number}: expected 'x y', got '{text}'")
