@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,16 +17,62 @@ from typing import Any
 from atpn_edge.errors import UserError
 
 
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp")
+_LEGACY_TEMP_AGE_S = 3600.0  # temp files from before the pid was in the name: removed once this old
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files a killed writer of `path` left beside it (`.NAME.PID.xxxxxxxx.tmp`
+    whose process is gone, or the older `.NAME.xxxxxxxx.tmp` when empty and an hour old); nothing else."""
+    removed = []
+    legacy = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = _TEMP_NAME.fullmatch(candidate.name)
+        try:
+            if match and match["name"] == path.name:
+                stale = not _pid_alive(int(match["pid"]))
+            else:
+                info = candidate.stat()
+                stale = bool(legacy.fullmatch(candidate.name)) and info.st_size == 0 and \
+                    time.time() - info.st_mtime > _LEGACY_TEMP_AGE_S
+            if stale:
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            continue
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path beside `path`; on success rename it to `path`, on error remove it."""
+    """Yield a temporary path beside `path`; on success rename it to `path` with the mode a plain
+    open() would give (0666 less the umask), on error remove it. Temp files of killed earlier
+    writers of the same path are removed first."""
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path}: the folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
