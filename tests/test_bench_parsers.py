@@ -12,6 +12,7 @@ from atpn_edge.bench.parsers import (
     parse_benchmark_model,
     parse_litert_benchmark,
     parse_onnxruntime_perf_test,
+    parse_op_profile,
     parse_stat_line,
 )
 from atpn_edge.bench.report import pareto_front
@@ -102,3 +103,37 @@ def test_mediapipe_mapping():
     assert np.allclose(ibug[36], mesh[33]) and np.allclose(ibug[45], mesh[263])  # outer eye corners (NME norm)
     assert np.allclose(ibug[3], (mesh[132] + mesh[58]) / 2)
     assert all(0 <= i < 468 for idx in MESH468_TO_IBUG68 for i in idx)
+
+
+def test_op_profile_newer_layout_with_xnnpack_operators():
+    text = (FIXTURES / "benchmark_model_op_profiling.txt").read_text()
+    ops = parse_op_profile(text)
+    # the Run Order table of the regular runs, not the initialization profile nor the sorted copies
+    assert len(ops) == 10 and ops[0].op == "Convert (NC, F32, QS8)" and ops[0].inside_delegate
+    conv = ops[1]
+    assert conv.op == "Convolution (NHWC, QC8) IGEMM" and conv.name == "Delegate/Convolution (NHWC, QC8) IGEMM:1"
+    assert conv.first_ms == pytest.approx(0.061) and conv.avg_ms == pytest.approx(0.052) and conv.node_index is None
+    gemm = ops[3]
+    assert gemm.times_called == 6 and gemm.percent == pytest.approx(12.513)
+    exp = next(o for o in ops if o.op == "EXP")
+    assert not exp.inside_delegate and exp.node_index == 57 and exp.name.startswith("[core/heatmap/exp;")
+    assert not any(o.op in ("ModifyGraphWithDelegate", "AllocateTensors") for o in ops)
+    # the same text still gives the latency, and the rows ride along
+    result = parse_benchmark_model(text)
+    assert result.median_ms == pytest.approx(0.302) and result.partitions == 2 and not result.fully_delegated
+    assert [o.name for o in result.extra["op_profile"]] == [o.name for o in ops]
+
+
+def test_op_profile_older_layout_with_start_column():
+    ops = parse_op_profile((FIXTURES / "benchmark_model_op_profiling_old.txt").read_text())
+    assert [o.op for o in ops] == ["QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "TfLiteXNNPackDelegate", "LOGISTIC"]
+    delegate = ops[3]
+    assert delegate.first_ms == pytest.approx(0.811) and delegate.avg_ms == pytest.approx(0.655)
+    assert delegate.node_index == 60 and delegate.name == "[atpn/backbone/stage3/5/add, atpn/landmark_head/fc]:60"
+    assert sum(o.percent for o in ops) == pytest.approx(100, abs=0.01)
+
+
+def test_op_profile_missing_is_an_error_naming_the_flag():
+    with pytest.raises(ToolOutputError, match="enable_op_profiling"):
+        parse_op_profile((FIXTURES / "benchmark_model_desktop.txt").read_text())
+    assert "op_profile" not in parse_benchmark_model((FIXTURES / "benchmark_model_desktop.txt").read_text()).extra

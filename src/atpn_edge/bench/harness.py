@@ -47,6 +47,7 @@ class BenchConfig:
     delegate: str = "xnnpack"  # adb: xnnpack | gpu | nnapi | cpu
     measure_memory: bool = True
     measure_peak: bool = True
+    profile: bool = False  # also profile every .tflite/.onnx per block (bench.profile), at the first thread count
     cache_dir: str = "runs/cache"
     progress: bool = True
 
@@ -403,9 +404,39 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
             "peak_share: achieved GMAC/s (MACs / median latency) over the host's measured peak for the precision and threads.",
         ],
     }
+    if config.profile:
+        result["profile"] = _profile_entries(entries, config, out_dir)
     if write:
         report.write_bench_outputs(result, out_dir, title=title)
     return result
+
+
+def _profile_entries(entries: list[Entry], config: BenchConfig, out_dir: Path) -> dict[str, Any]:
+    """`bench --profile`: the per-block profile of the benchmarked .tflite/.onnx files -> a summary
+    for bench.json (per-block ms and partitions per artifact) and the profile.* files beside it."""
+    from atpn_edge.bench.host import host_info
+    from atpn_edge.bench.profile import profile_artifacts, profile_on_device
+    from atpn_edge.bench.profile_report import write_profile_outputs
+    from atpn_edge.bench.targets import parse_target
+
+    kind, serial = parse_target(config.target)
+    formats = ("tflite",) if kind == "adb" else ("tflite", "onnx")
+    paths = [e.path for e in entries if e.status == "ok" and e.format in formats and e.path != PEER_MEDIAPIPE]
+    if not paths:
+        return {"error": "no .tflite or .onnx artifact to profile"}
+    threads = config.threads[0]
+    try:
+        if kind == "adb":
+            profiles = profile_on_device(paths, config.benchmark_binary, serial, threads, config.delegate)
+        else:
+            profiles = profile_artifacts(paths, threads, replace(config.timing, min_seconds_per_round=0.1))
+    except Exception as e:  # noqa: BLE001 - the profile is an extra: the bench stands without it
+        log.warning("per-block profile failed: %s", _one_line(e))
+        return {"error": _one_line(e)}
+    files = write_profile_outputs(profiles, host_info(), out_dir)
+    return {"files": files, "threads": threads,
+            "artifacts": [{"path": p.path, "precision": p.precision, "runtime": p.runtime, "total_ms": p.total_ms,
+                           "partitions": p.partitions, "blocks_ms": p.block_ms()} for p in profiles]}
 
 
 def _row(entry: Entry, threads: int, timing: Any, peak: dict, config: BenchConfig) -> dict[str, Any]:

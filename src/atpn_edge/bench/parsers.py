@@ -124,8 +124,18 @@ def parse_benchmark_model(text: str) -> ToolResult:
         total_nodes=delegate.get("total"),
         partitions=delegate.get("partitions"),
         fully_delegated=(delegate["delegated"] == delegate["total"] and delegate["partitions"] == 1) if delegate else None,
-        extra={"delegate": delegate_name} if delegate else {},
+        extra={**({"delegate": delegate_name} if delegate else {}), **_op_profile_extra(text)},
     )
+
+
+def _op_profile_extra(text: str) -> dict[str, Any]:
+    """{"op_profile": [ProfiledOp, ...]} when the run was made with --enable_op_profiling=true."""
+    if "Operator-wise Profiling Info" not in text:
+        return {}
+    try:
+        return {"op_profile": parse_op_profile(text)}
+    except ToolOutputError:
+        return {}
 
 
 _LITERT_FIELDS = {
@@ -193,3 +203,55 @@ def parse_onnxruntime_perf_test(text: str) -> ToolResult:
         peak_memory_mb=int(peak.group(1)) / 2**20 if peak else None,
         extra={"inferences_per_second": float(per_second.group(1))} if per_second else {},
     )
+
+
+@dataclass(frozen=True)
+class ProfiledOp:
+    """One row of benchmark_model's operator-wise "Run Order" table."""
+
+    op: str  # node type: a TFLite builtin (CONV_2D), a delegate node, or an XNNPACK operator inside the delegate
+    name: str
+    first_ms: float
+    avg_ms: float  # per run (all calls of the op in one inference)
+    percent: float
+    times_called: int  # per run
+    node_index: int | None  # the TFLite node ("[tensor names]:N"); None inside a delegate
+    inside_delegate: bool  # an XNNPACK operator (named "Delegate/...:k"), k counts the delegate's own operators
+
+
+_OP_ROW = re.compile(rf"^(?P<op>\S.*?)\s+(?:(?P<start>{_NUMBER})\s+)?(?P<first>{_NUMBER})\s+(?P<avg>{_NUMBER})\s+"
+                     rf"(?P<pct>{_NUMBER})%\s+(?P<cdf>{_NUMBER})%\s+(?P<mem>{_NUMBER})\s+(?P<times>\d+)\s+(?P<name>\S.*)$")
+
+
+def parse_op_profile(text: str) -> list[ProfiledOp]:
+    """The operator-wise table of `benchmark_model --enable_op_profiling=true` (its Run Order table under
+    "Operator-wise Profiling Info for Regular Benchmark Runs"; the initialization profile is skipped).
+
+    Both layouts of the tool's stats table are read: older releases print a [start] column, newer ones
+    do not; rows are tab- or space-separated; XNNPACK reports its own operators ("Delegate/Convolution
+    (NHWC, QC8) IGEMM:3") and the nodes it left to TFLite keep their names ("[tensor]:17").
+    """
+    lines = [_strip_prefix(line) for line in text.splitlines()]
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Operator-wise Profiling Info for Regular Benchmark Runs"))
+        table = next(i for i in range(start, len(lines)) if "= Run Order =" in lines[i])
+    except StopIteration:
+        raise ToolOutputError(f"benchmark_model printed no operator-wise profile (run it with --enable_op_profiling=true): "
+                              f"{_error_line(text)}") from None
+    has_start = "[start]" in lines[table + 1]
+    ops = []
+    for line in lines[table + 2:]:
+        if not line.strip() or line.startswith("="):
+            break
+        m = _OP_ROW.match(line.strip())
+        if not m or (m["start"] is not None) != has_start:
+            continue
+        name = m["name"].strip()
+        index = re.search(r"\]:(\d+)$", name)
+        ops.append(ProfiledOp(op=m["op"].strip(), name=name, first_ms=float(m["first"]), avg_ms=float(m["avg"]),
+                              percent=float(m["pct"]), times_called=int(m["times"]),
+                              node_index=int(index.group(1)) if index else None,
+                              inside_delegate=name.startswith("Delegate/")))
+    if not ops:
+        raise ToolOutputError("benchmark_model's operator-wise profile has an empty Run Order table")
+    return ops

@@ -171,6 +171,9 @@ def write_bench_outputs(result: dict[str, Any], out_dir: str | Path, title: str 
         lines += [f"## {t} thread(s)", "", markdown_table(primary_rows(rows, t)), ""]
     if verdict:
         lines += ["## Verdict", ""] + [f"- {v}" for v in verdict] + [""]
+    profiled = (result.get("profile") or {}).get("files")
+    if profiled:
+        lines += [f"Per-block latency, fp32 and int8 side by side: [{Path(profiled['md']).name}]({Path(profiled['md']).name}).", ""]
     for png in plotted:
         lines += [f"![{png}]({png})", ""]
     lines += ["Notes:", ""] + [f"- {n}" for n in result.get("notes", [])] + [""]

@@ -96,7 +96,8 @@ class AdbTarget:
             raise UserError(f"adb: device {serial} is {devices[serial]}: accept the USB debugging prompt on the phone")
         return serial
 
-    def run(self, tflite_paths: list[str], threads: int, num_runs: int, warmup_runs: int) -> dict[str, ToolResult | Exception]:
+    def run(self, tflite_paths: list[str], threads: int, num_runs: int, warmup_runs: int,
+            extra_flags: tuple[str, ...] = ()) -> dict[str, ToolResult | Exception]:
         serial = self.check()
         target = AdbTarget(self.binary, serial, self.delegate, self.adb, self.timeout_s)
         remote = f"{REMOTE_ROOT}/atpn_edge_bench_{os.getpid()}"
@@ -110,7 +111,7 @@ class AdbTarget:
                 remote_model = f"{remote}/model_{i}.tflite"
                 target._adb("push", path, remote_model)
                 command = " ".join([binary, f"--graph={remote_model}", f"--num_threads={threads}", f"--num_runs={num_runs}",
-                                    f"--warmup_runs={warmup_runs}", *DELEGATE_FLAGS[self.delegate]])
+                                    f"--warmup_runs={warmup_runs}", *DELEGATE_FLAGS[self.delegate], *extra_flags])
                 output = target._adb("shell", command, check=False)
                 try:
                     results[path] = parse_benchmark_model(output)
