@@ -29,14 +29,15 @@ def bench_result(tmp_path_factory):
     torch.manual_seed(0)
     save_checkpoint(root / "lite" / "best.pt", build_model("atpn-lite", num_landmarks=98))
     config = BenchConfig(num_images=24, threads=(1, 2), timing=TimingConfig(3, 10, 2, 0.02),
-                         export=("onnx:fp32", "tflite:fp32"), cache_dir=str(root / "cache"), progress=False)
+                         export=("onnx:fp32", "tflite:fp32"), cache_dir=str(root / "cache"), progress=False,
+                         reference="atpn-lite", profile=True)
     result = run_bench([str(root / "lite" / "best.pt"), str(root / "missing.tflite")], root / "out", config=config)
     return root, result
 
 
 def test_rows_follow_the_interface(bench_result):
     root, result = bench_result
-    rows = result["rows"]
+    rows = [r for r in result["rows"] if not r["reference"]]
     assert len(rows) == 4 * 2  # checkpoint, onnx, tflite, missing file; two thread counts
     for row in rows:
         assert SCHEMA_KEYS <= set(row)
@@ -53,12 +54,28 @@ def test_rows_follow_the_interface(bench_result):
     assert saved["rows"][0]["model"] == rows[0]["model"] and "host" in saved and saved["host"]["cores"] >= 1
 
 
+def test_reference_rows_are_timed_not_scored_and_the_profile_rides_along(bench_result):
+    root, result = bench_result
+    reference = [r for r in result["rows"] if r["reference"] and r["threads"] == 1]
+    assert [(r["model"], r["variant"], r["runtime"]) for r in reference] == [("atpn-lite", "float", "litert"),
+                                                                            ("atpn-lite", "int8", "litert")]
+    for r in reference:
+        assert r["status"] == "ok" and r["latency_ms"]["median"] > 0 and r["nme"] is None and r["peak_memory_mb"] is None
+    assert all(r["peak_share"] is None for r in result["rows"] if r["runtime"] != "onnxruntime")
+    md = Path(result["files"]["md"]).read_text()
+    assert "atpn-lite (untrained latency reference)" in md and "profile.md" in md
+    profiled = result["profile"]["artifacts"]
+    assert {a["runtime"] for a in profiled} == {"litert", "onnxruntime"}
+    assert all("backbone.stem" in a["blocks_ms"] for a in profiled)
+    assert Path(result["profile"]["files"]["png"]).is_file()
+
+
 def test_macs_and_drop(bench_result):
     from atpn_edge.models import build_model, count_params_and_macs
 
     _, result = bench_result
     params, macs = count_params_and_macs(build_model("atpn-lite"), 112)
-    ok = [r for r in result["rows"] if r["status"] == "ok"]
+    ok = [r for r in result["rows"] if r["status"] == "ok" and not r["reference"]]
     assert all(r["macs"] == macs and r["params"] == params for r in ok)
     tflite = next(r for r in ok if r["format"] == "tflite")
     # the converter's estimate counts bias adds too: within a few percent of ours, and shown
@@ -116,29 +133,39 @@ def test_cli_bench_errors(capsys):
     assert "--budget huge" in capsys.readouterr().err
 
 
-def test_compare_verdict_checks_targets_and_explains_a_missed_int8_speedup():
+def test_compare_verdict_reads_the_flags_and_judges_int8_against_the_reference():
     from atpn_edge.bench.compare import BUDGETS, write_verdict
 
     def row(model, variant, ms, nme, size=None, **extra):
         return {"model": model, "variant": variant, "threads": 1, "status": "ok", "latency_ms": {"median": ms},
-                "nme": nme, "size_bytes": size, "pose_mae": 3.0, **extra}
+                "nme": nme, "size_bytes": size, "pose_mae": 3.0, "runtime": "litert", **extra}
 
     rows = [row("atpn", "float", 3.0, 0.080, 1_700_000), row("atpn", "int8", 3.6, 0.081, 570_000),
             row("atpn-no-shortcut", "float", 2.9, 0.084), row("atpn-no-fusion", "float", 2.8, 0.079),
-            row("mediapipe-face-landmark", "fp16 weights", 4.2, 0.24, approximate=True)]
-    host = {"peak_gmacs": {"method": "test", "fp32": {"1": 18.0}, "int8": {"1": 18.5}}}
-    lines = write_verdict(rows, BUDGETS["demo"], host)
-    text = "\n".join(lines)
-    assert "0.83x faster than float32" in text and "target >= 1.5x NOT met" in text
-    assert "int8 matmul peak is 1.03x its fp32 peak" in text
+            row("mediapipe-face-landmark", "fp16 weights", 4.2, 0.24, approximate=True),
+            row("mobilenetv2", "float", 4.0, None, reference=True), row("mobilenetv2", "int8", 2.5, None, reference=True)]
+    vnni = {"cpu": "Intel Xeon", "cpu_flags": ["avx2", "avx512_vnni", "amx_int8"],
+            "peak_gmacs": {"method": "test", "fp32": {"1": 18.0}, "int8": {"1": 180.0}}}
+    text = "\n".join(write_verdict(rows, BUDGETS["demo"], vnni))
+    assert "0.83x the speed of float32" in text
+    assert "has int8 dot-product instructions (avx512_vnni, amx_int8): target >= 1.5x NOT met" in text
+    assert "mobilenetv2 int8 runs 1.60x its float32" in text and "is below it: NOT met" in text
+    assert "peak" not in text  # no division by ONNX Runtime's AMX peak for a LiteRT row
     assert "0.86x MediaPipe face landmark's" in text and "target <= 0.6x NOT met" in text
     assert "0.570 MB: target <= 1.1 MB met" in text
     assert "Without the shortcut: NME 8.40% vs 8.00%" in text and "Without heatmap fusion: NME 7.90%" in text
-    # the peer's approximate accuracy never wins "most accurate"
+    # the peer's approximate accuracy never wins "most accurate", nor does an untrained reference
     assert "Most accurate here: atpn-no-fusion float" in text
-    # a met speed target needs no explanation
-    rows[1]["latency_ms"]["median"] = 1.5
-    assert "int8 matmul peak" not in "\n".join(write_verdict(rows, BUDGETS["demo"], host))
+    # an AVX2 host: the 1.5x target does not apply, the reference ratio does
+    avx2 = {"cpu": "AMD EPYC", "cpu_flags": ["avx2", "fma"]}
+    rows[1]["latency_ms"]["median"] = 2.0
+    text = "\n".join(write_verdict(rows, BUDGETS["demo"], avx2))
+    assert "AMD EPYC has no int8 dot-product instructions (flags: avx2, fma)" in text
+    assert "ATPN's 1.50x is below it: NOT met" in text
+    rows[1]["latency_ms"]["median"] = 1.8
+    assert "ATPN's 1.67x is at least that: met" in "\n".join(write_verdict(rows, BUDGETS["demo"], avx2))
+    # without a reference the verdict says what to run
+    assert "atpn-edge bench --reference mobilenetv2" in "\n".join(write_verdict(rows[:5], BUDGETS["demo"], avx2))
 
 
 def test_compare_verdict_does_not_rank_models_that_all_fail():

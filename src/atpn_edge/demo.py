@@ -16,7 +16,7 @@ from atpn_edge.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "train_demo.yaml"
+RECIPE = Path(__file__).resolve().parent / "recipes" / "train_demo.yaml"  # shipped in the package
 QUICK_OVERRIDES = {"epochs": 1, "train_samples": 256, "val_samples": 64, "batch_size": 32}
 TEST_SAMPLES = 1000
 
@@ -40,7 +40,7 @@ def _train_float(out: Path, quick: bool) -> tuple[Path, dict]:
 def _evaluate_checkpoint(checkpoint: Path, num_test: int, cache_dir: str) -> tuple[dict, object]:
     from atpn_edge.evaluate import evaluate
     from atpn_edge.train.checkpoint import load_checkpoint
-    from atpn_edge.train.data import synthetic_split
+    from atpn_edge.data.registry import synthetic_split
     from atpn_edge.train.predict import torch_predict_fn
 
     model, meta = load_checkpoint(checkpoint)
@@ -143,7 +143,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     bench_models = [str(checkpoint)] + [artifacts[k] for k in ("fp32_tflite", "int8_tflite", "fp32_onnx", "int8_onnx")
                                         if k in artifacts]
     bench = run_bench(bench_models + [PEER_MEDIAPIPE], out / "bench", threads=(1,) if quick else (1, 2),
-                      num_images=n_eval, measure_memory=not quick, cache_dir=train_config["cache_dir"])
+                      num_images=n_eval, measure_memory=not quick, cache_dir=train_config["cache_dir"],
+                      reference=None if quick else "mobilenetv2", profile=not quick)
     artifacts["bench_json"] = rel(bench["files"]["json"])
     seconds["bench"] = time.perf_counter() - t
 
@@ -180,6 +181,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
         "test_set": f"synthetic test split (seed 2), {test_metrics['n_samples']} crops",
         "train_config": train_config,
         "bench_rows": bench.get("rows", []),
+        "bench_profile": bench.get("profile"),
         "track": {k: track.get(k) for k in ("frames", "detector_calls", "lost_rate", "ms_per_frame", "nme",
                                              "pose_mae", "baseline_detect_every_frame", "speedup_median")},
         "compare": {"budget": compare.get("budget"), "verdict": compare.get("verdict", []),
@@ -208,7 +210,7 @@ def _accuracy_row(m: dict, measured_on: str, drop) -> dict:
 
 def _summary(report: dict) -> list[str]:
     """The lines a mobile engineer reads first: what int8 costs and buys here, against float and MediaPipe."""
-    from atpn_edge.bench.compare import find_row, median_ms
+    from atpn_edge.bench.compare import find_row, int8_speed_lines, median_ms
 
     rows = report.get("bench_rows", [])
     acc = report["accuracy"]
@@ -229,11 +231,15 @@ def _summary(report: dict) -> list[str]:
                                                                     f"{i8 / mp:.2f}x its latency)" if mp else "") + ".")
     if ort32 and ort8:
         lines.append(f"- **ONNX Runtime CPU, 1 thread**: fp32 {ort32:.2f} ms, int8 {ort8:.2f} ms (int8 {ort32 / ort8:.2f}x the speed).")
-    flags = set(report.get("host", {}).get("cpu_flags") or [])
-    if f32 and i8 and f32 / i8 < 1.0 and not flags & {"avx512_vnni", "avx_vnni", "avx512vnni"}:
-        lines.append("- int8 is not faster here: this CPU has no VNNI (int8 dot-product) instructions, so XNNPACK's int8 "
-                     "convolutions are no faster than fp32; on ARM phones (sdot) int8 is where the speed is. Measure the "
-                     "phone with `atpn-edge bench --target adb`.")
+    lines += [f"- {line}" for line in int8_speed_lines(rows, report.get("host", {}), 1)[1:]]
+    real = {label: find_row(rows, model, variant, runtime=runtime) or {} for label, model, variant, runtime in (
+        ("float", "atpn", "float", "torch"), ("int8 .tflite", "atpn", "int8", "litert"),
+        ("MediaPipe face landmark", "mediapipe-face-landmark", "fp16 weights", "litert"))}
+    if real["float"].get("real_nme") is not None:
+        lines.append(f"- **Real photographs** ({real['float'].get('real_n_images')} human-annotated faces, `--data real`, "
+                     "68 points, tight-box crops; evaluation only): " + ", ".join(
+                         f"{label} NME {r['real_nme']:.1%}" for label, r in real.items() if r.get("real_nme") is not None)
+                     + f" (synthetic test: float {real['float'].get('nme') or float('nan'):.1%}).")
     for fmt, error in (report.get("export_errors") or {}).items():
         lines.append(f"- **int8 {fmt} export failed its verification and is left out**: {error}")
     lines.append("")
@@ -298,20 +304,26 @@ def render_report(report: dict, test_metrics: dict) -> str:
         "",
         "## Size and speed",
         "",
-        f"Host: {report['host'].get('cpu', report['host'].get('machine', ''))}; full table with p90, memory and "
-        f"peak share: [bench/bench.md](bench/bench.md).",
+        f"Host: {report['host'].get('cpu', report['host'].get('machine', ''))} (flags "
+        f"{', '.join(report['host'].get('cpu_flags') or []) or '-'}); full table with p90, memory and "
+        f"peak share: [bench/bench.md](bench/bench.md)"
+        + ("; latency per block, fp32 and int8 side by side: [bench/profile.md](bench/profile.md)."
+           if (report.get("bench_profile") or {}).get("files") else "."),
         "",
-        "| model | variant | runtime | threads | size | median ms | NME |",
-        "|---|---|---|---|---|---|---|",
+        "| model | variant | runtime | threads | size | median ms | NME (synthetic) | NME (real photos) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in report["bench_rows"]:
         lat = row.get("latency_ms") or {}
         size = row.get("size_bytes")
         lines.append(
-            f"| {row.get('model')} | {row.get('variant')} | {row.get('runtime')} | {row.get('threads')} | "
-            f"{fmt(size / 1024 if size else None, '.0f')} KiB | {fmt(lat.get('median'), '.2f')} | {fmt(row.get('nme'), '.2%')} |"
+            f"| {row.get('model')}{' (untrained latency reference)' if row.get('reference') else ''} | {row.get('variant')} | {row.get('runtime')} | {row.get('threads')} | "
+            f"{fmt(size / 1024 if size else None, '.0f')} KiB | {fmt(lat.get('median'), '.2f')} | {fmt(row.get('nme'), '.2%')} | "
+            f"{fmt(row.get('real_nme'), '.2%')} |"
         )
     lines += ["", "![latency vs NME](bench/bench_latency_nme.png) ![size vs NME](bench/bench_size_nme.png)", ""]
+    if (report.get("bench_profile") or {}).get("files"):
+        lines += ["![latency per block](bench/profile.png)", ""]
     lines += _compare_section(report.get("compare") or {})
     tr = report["track"]
     base = tr.get("baseline_detect_every_frame") or {}

@@ -31,6 +31,7 @@ def cmd_bench(args) -> None:
         timing=TimingConfig(warmup_runs=args.warmup, runs_per_round=args.runs, rounds=args.rounds),
         export=parse_exports(args.export), target=args.target, benchmark_binary=args.benchmark_binary,
         delegate=args.delegate, cache_dir=args.cache_dir, measure_memory=not args.no_memory, profile=args.profile,
+        reference=args.reference,
     )
     result = run_bench(models, args.out, config=config)
     print(f"benchmarked {len(models)} model file(s): {result['files']['md']} (JSON {result['files']['json']})")
@@ -67,6 +68,10 @@ def cmd_profile(args) -> None:
     files = write_profile_outputs(profiles, host_info(), args.out)
     print(blocks_table(profiles))
     print(f"profile: {files['md']} (JSON {files['json']}{', plot ' + files['png'] if 'png' in files else ''})")
+    if args.json:
+        from atpn_edge.io import read_json_or_none, write_json
+
+        write_json(args.json, read_json_or_none(files["json"]))
 
 
 def cmd_compare(args) -> None:
@@ -101,6 +106,9 @@ def register(subparsers) -> None:
     p.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "gpu", "nnapi", "cpu"], help="adb: delegate")
     p.add_argument("--with-mediapipe", action="store_true", help="add MediaPipe's face landmark model as a peer row")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--reference", metavar="MODEL",
+                   help="also time this registered model untrained as fp32 + int8 .tflite (e.g. mobilenetv2): the "
+                        "int8/fp32 ratio this host and runtime give a well-formed graph, in the same run")
     p.add_argument("--profile", action="store_true",
                    help="also profile every .tflite/.onnx per block (profile.json/md/png in --out; see `atpn-edge profile`)")
     p.add_argument("--cache-dir", default="runs/cache")
@@ -119,6 +127,7 @@ def register(subparsers) -> None:
     p.add_argument("--benchmark-binary", help="adb: TFLite's benchmark_model built for the phone (see docs/bench.md)")
     p.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "gpu", "nnapi", "cpu"], help="adb: delegate")
     p.add_argument("--out", default="runs/profile", help="folder for profile.json, profile.md and profile.png")
+    p.add_argument("--json", help="also write the result JSON here")
     p.set_defaults(func=cmd_profile)
 
     p = subparsers.add_parser("compare", help="train and benchmark the light models and MediaPipe's on the same data and harness")

