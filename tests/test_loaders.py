@@ -411,3 +411,11 @@ def test_builtin_real_faces_are_evaluation_only(monkeypatch, tmp_path):
     spec = parse_data_spec("real")
     assert spec.kind == "300w" and len(open_dataset(spec, split="test")) == 1
     assert len(open_dataset(spec, split="trainval")) == 0
+
+
+def test_training_on_the_real_photographs_is_refused():
+    from atpn_edge.train.config import TrainConfig
+    from atpn_edge.train.data import load_training_data
+
+    with pytest.raises(UserError, match="evaluation only"):
+        load_training_data(TrainConfig(data="real"), 68, 112, ctx=None)

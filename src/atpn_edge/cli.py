@@ -132,7 +132,7 @@ def cmd_eval(args) -> None:
     spec = parse_data_spec(args.data)
     args.split = args.split or DEFAULT_EVAL_SPLIT[spec.kind]
     if spec.kind == "synthetic":
-        from atpn_edge.train.data import synthetic_split
+        from atpn_edge.data.registry import synthetic_split
 
         dataset = synthetic_split(args.split, args.limit or 1000, described["num_landmarks"], 112, args.cache_dir)
     else:
@@ -180,6 +180,12 @@ def cmd_demo(args) -> None:
 # adds its parser(s) with `set_defaults(func=...)`, and imports nothing heavy at module level.
 COMMAND_MODULES: tuple[str, ...] = ("atpn_edge.export.commands", "atpn_edge.track.commands", "atpn_edge.compress.commands",
                                    "atpn_edge.bench.commands")
+
+
+# Packages of the full install ([train] extra) that a runtime-only install lacks: a command that reaches
+# one of them there ends in one line naming the install to use.
+TRAINING_MODULES = ("torch", "torchao", "litert_torch", "onnx", "onnxscript", "onnxslim", "torch_pruning", "scipy",
+                    "matplotlib", "skimage", "ai_edge_quantizer")
 
 
 # --------------------------------------------------------------------------- parser
@@ -271,6 +277,15 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except UserError as e:
         print(f"atpn-edge: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        missing = (e.name or "").split(".")[0]
+        if missing not in TRAINING_MODULES:
+            raise
+        print(f"atpn-edge: error: `atpn-edge {args.command}` needs {missing}, which this install does not have: it "
+              f"is a training/export command; use the full install (`make setup`, or `pip install 'atpn-edge[train]'`). "
+              "A runtime install (`atpn-edge[litert]` / `[onnx]`) runs predict, eval, track, bench and profile on "
+              ".tflite / .onnx artifacts.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("atpn-edge: interrupted (finished epochs and artifacts are kept; train --resume continues)", file=sys.stderr)

@@ -65,7 +65,7 @@ class _Context:
 
     def train_samples(self, n: int) -> Sequence:
         from atpn_edge.data.registry import open_dataset, parse_data_spec
-        from atpn_edge.train.data import synthetic_split
+        from atpn_edge.data.registry import synthetic_split
 
         spec = parse_data_spec(self.data)
         # Synthetic: a step asking for more crops than the pool holds gets a larger pool (seeded per index, so
@@ -81,7 +81,7 @@ class _Context:
 
 def _eval_set(data: str, split: str, n: int, num_points: int, size: int, cache_dir: str):
     from atpn_edge.data.registry import open_dataset, parse_data_spec
-    from atpn_edge.train.data import synthetic_split
+    from atpn_edge.data.registry import synthetic_split
 
     spec = parse_data_spec(data)
     if spec.kind == "synthetic":

@@ -190,3 +190,12 @@ def dataset_subsets(dataset: Sequence[Sample]) -> dict:
     """Named subsets (name -> index array) of any data set; empty when it has none."""
     subsets = getattr(dataset, "subsets", None)
     return subsets() if callable(subsets) else {}
+
+
+def synthetic_split(split: str, num_samples: int, num_points: int, input_size: int, cache_dir: str):
+    """The cached synthetic set of a split (train: seed 0, val: seed 1, test: seed 2) as samples."""
+    from atpn_edge.data.synthetic import SyntheticConfig, SyntheticFaces
+
+    seed = {"train": 0, "val": 1, "test": 2}[split]
+    faces = SyntheticFaces(num_samples=num_samples, seed=seed, config=SyntheticConfig(size=input_size, num_points=num_points))
+    return faces.cached(cache_dir)

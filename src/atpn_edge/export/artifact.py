@@ -209,6 +209,11 @@ def export_model(
             output_names=pt2e_names(output_names), num_landmarks=num_landmarks, source_checkpoint=source_checkpoint,
             quantization=quant_info, io=io,
         )
+        counted = float_model if float_model is not None else (model if quantized_graph is None else None)
+        if isinstance(counted, nn.Module):  # weights describe themselves: a torch-free bench reads these
+            from atpn_edge.models import count_params_and_macs
+
+            metadata["params"], metadata["macs"] = (int(v) for v in count_params_and_macs(counted, input_size))
         metadata["int8_io"] = bool(int8_io)
         if int8_io:
             metadata["input_encoding"] = (f"int8 q = pixel - 128 (scale 1/127.5, zero point {pt2e.INPUT_ZERO_POINT}), "

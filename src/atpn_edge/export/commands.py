@@ -20,7 +20,7 @@ def _data_crops(data: str, split: str, count: int, num_points: int, input_size: 
 
     spec = parse_data_spec(data)
     if spec.kind == "synthetic":
-        from atpn_edge.train.data import synthetic_split
+        from atpn_edge.data.registry import synthetic_split
 
         samples = synthetic_split(split, count, num_points, input_size, cache_dir)
     else:

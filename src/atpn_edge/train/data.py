@@ -6,31 +6,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
-import torch.distributed as dist
-
+from atpn_edge.data.registry import synthetic_split
 from atpn_edge.data.sample import Sample
-from atpn_edge.train.batching import AugmentFn
+from atpn_edge.errors import UserError
 from atpn_edge.train.config import TrainConfig
 
+if TYPE_CHECKING:
+    from atpn_edge.train.batching import AugmentFn
+
 log = logging.getLogger(__name__)
-
-
-def synthetic_split(split: str, num_samples: int, num_points: int, input_size: int, cache_dir: str):
-    """The cached synthetic set of a split (train: seed 0, val: seed 1, test: seed 2) as samples."""
-    from atpn_edge.data.synthetic import SyntheticConfig, SyntheticFaces
-
-    seed = {"train": 0, "val": 1, "test": 2}[split]
-    faces = SyntheticFaces(num_samples=num_samples, seed=seed, config=SyntheticConfig(size=input_size, num_points=num_points))
-    return faces.cached(cache_dir)
 
 
 def load_training_data(config: TrainConfig, num_points: int, input_size: int, ctx) -> tuple[Sequence[Sample], Sequence[Sample], AugmentFn | None]:
     from atpn_edge.data.augment import AugmentConfig, augment_crop
     from atpn_edge.data.registry import open_dataset, parse_data_spec
 
+    if str(config.data).strip().lower() == "real":
+        raise UserError("--data real: the built-in real photographs are for evaluation only; train on synthetic or KIND:PATH")
     spec = parse_data_spec(config.data)
     if spec.kind == "synthetic":
+        import torch.distributed as dist
+
         # Rank 0 renders the caches; the other ranks wait and then read them.
         if ctx.enabled and not ctx.is_main:
             dist.barrier()
