@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,17 @@ def test_a_failed_write_removes_its_temp(tmp_path):
             open(tmp, "w").write("half")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_recipes_by_name_or_path(tmp_path):
+    from atpn_edge.compress.recipe import load_recipe
+    from atpn_edge.io import RECIPES_DIR, recipe_path
+    from atpn_edge.train.config import load_config
+
+    assert recipe_path("ptq_int8") == recipe_path("ptq_int8.yaml") == RECIPES_DIR / "ptq_int8.yaml"
+    assert load_recipe("ptq_int8") == load_recipe(RECIPES_DIR / "ptq_int8.yaml")
+    assert load_config("train_demo").epochs == 8
+    mine = tmp_path / "ptq_int8.yaml"  # a path is a path, even with a shipped recipe's name
+    mine.write_text("name: mine\nsteps: []\n")
+    assert recipe_path(mine) == mine
+    assert recipe_path("no_such_recipe") == Path("no_such_recipe")

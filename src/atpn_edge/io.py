@@ -126,6 +126,18 @@ def read_json_or_none(path: str | os.PathLike) -> Any:
         return None
 
 
+RECIPES_DIR = Path(__file__).parent / "recipes"  # shipped in the wheel; `recipes/` at the repo root links here
+
+
+def recipe_path(path: str | os.PathLike) -> Path:
+    """A recipe given by path, or by name ("ptq_int8", "ptq_int8.yaml") from the recipes shipped with the package."""
+    path = Path(path)
+    if path.is_file() or len(path.parts) > 1 or path.suffix not in ("", ".yaml"):
+        return path
+    shipped = RECIPES_DIR / f"{path.stem}.yaml"
+    return shipped if shipped.is_file() else path
+
+
 def read_yaml(path: str | os.PathLike, what: str = "YAML") -> Any:
     """Parse a YAML file with safe_load; a missing file or bad YAML is one UserError naming the file."""
     import yaml

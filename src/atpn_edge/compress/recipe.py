@@ -21,7 +21,7 @@ from typing import Any
 
 
 from atpn_edge.errors import UserError
-from atpn_edge.io import read_yaml
+from atpn_edge.io import read_yaml, recipe_path
 
 OBSERVERS = ("minmax", "moving_average_minmax", "histogram")
 IMPORTANCES = ("magnitude", "taylor", "bn_scale")
@@ -258,4 +258,5 @@ def recipe_from_dict(values: Any, source: str = "recipe") -> Recipe:
 
 def load_recipe(path: str | Path) -> Recipe:
     """YAML (safe_load) -> validated Recipe; every problem is one UserError line naming the file."""
+    path = recipe_path(path)
     return recipe_from_dict(read_yaml(path, "recipe"), str(path))

@@ -9,7 +9,7 @@ from typing import Any
 
 
 from atpn_edge.errors import UserError
-from atpn_edge.io import read_yaml
+from atpn_edge.io import read_yaml, recipe_path
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     values: dict[str, Any] = {}
     source = "command line"
     if path is not None:
-        path = Path(path)
+        path = recipe_path(path)
         source = str(path)
         loaded = read_yaml(path, "config")
         if loaded is None:
