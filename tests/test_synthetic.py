@@ -167,3 +167,14 @@ def test_sequence_survives_the_face_leaving_the_frame():
     seq = render_sequence(0, num_frames=150)
     assert seq.frames.shape == (150, 480, 640, 3)
     assert not seq.face_visible.all() and seq.face_visible.mean() > 0.5
+
+
+def test_mesh_asset_is_the_built_mesh():
+    """The shipped mesh (rendering without scipy on a runtime install) is exactly what the builder makes."""
+    from atpn_edge.data.synthetic.geometry import build_mean_face_mesh, mean_face_mesh
+
+    shipped, built = mean_face_mesh(), build_mean_face_mesh()
+    for name in ("vertices", "triangles", "region", "forehead_height", "ring"):
+        a, b = getattr(shipped, name), getattr(built, name)
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9, err_msg=name)

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
-from scipy.interpolate import RBFInterpolator
-from scipy.spatial import Delaunay
 
 from atpn_edge.data.schemes import WFLW98_TO_IBUG68
 
@@ -112,8 +110,21 @@ class FaceMesh:
 REGION_SKIN, REGION_LIP, REGION_FOREHEAD, REGION_RING = 0, 1, 2, 3
 
 
+MESH_ASSET = "assets/mean_face_mesh.npz"  # build_mean_face_mesh() saved: rendering then needs no scipy
+
+
 @functools.lru_cache(maxsize=1)
 def mean_face_mesh() -> FaceMesh:
+    """The neutral mesh, read from MESH_ASSET (a runtime install renders synthetic crops without scipy);
+    `python scripts/build_mesh_asset.py` rewrites it, tests check it equals build_mean_face_mesh()."""
+    asset = resources.files("atpn_edge.data").joinpath(MESH_ASSET)
+    if not asset.is_file():
+        return build_mean_face_mesh()
+    with asset.open("rb") as f, np.load(f, allow_pickle=False) as saved:
+        return FaceMesh(**{name: saved[name] for name in FaceMesh.__dataclass_fields__})
+
+
+def build_mean_face_mesh() -> FaceMesh:
     s68 = load_mean_shape_68()
     lm = wflw98_from_ibug68(s68)
     contour = lm[0:33]
@@ -151,6 +162,8 @@ def mean_face_mesh() -> FaceMesh:
     # Depth of the extra points: thin-plate interpolation of the landmarks inside the face; the
     # forehead follows a sphere-like cap that starts at the brows' depth.
     inner = extra_arr[:, 1] < brow_top
+    from scipy.interpolate import RBFInterpolator  # imported here: the pose helpers above serve torch-free drawing
+
     rbf = RBFInterpolator(lm[:96, :2], lm[:96, 2], kernel="thin_plate_spline", smoothing=1e-3)
     extra_arr[inner, 2] = rbf(extra_arr[inner, :2])
     fh = ~inner
@@ -183,6 +196,8 @@ def mean_face_mesh() -> FaceMesh:
     usable = np.ones(len(vertices), bool)
     usable[96:98] = False
     index = np.flatnonzero(usable)
+    from scipy.spatial import Delaunay
+
     tri = index[Delaunay(vertices[index, :2]).simplices]
     # Remove triangles that bridge the mouth opening and the eyes' interiors; they are drawn as parts.
     inner_mouth = set(range(88, 96))
