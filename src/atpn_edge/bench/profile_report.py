@@ -45,7 +45,8 @@ def blocks_table(profiles: list[Profile]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def speedup(fp32_ms, int8_ms):
-        return fmt(fp32_ms / int8_ms, ".2f") + "x" if fp32_ms and int8_ms and int8_ms > 0.005 else "-"
+        # a block under the timing noise (near zero or negative after differencing) has no meaningful ratio
+        return fmt(fp32_ms / int8_ms, ".2f") + "x" if fp32_ms and int8_ms and min(fp32_ms, int8_ms) > 0.005 else "-"
 
     for block in block_rows(profiles):
         cells = [block] + [fmt(t.get(block), ".3f") for t in times]
