@@ -77,6 +77,23 @@ def test_cli_runs_artifacts_without_torch(workspace):
         assert done.returncode == 0, f"{args[0]}: {done.stderr[-1500:]}"
         assert "ModuleNotFoundError" not in done.stderr
     _check_outputs(workspace["root"])
+    # the same numbers as the full install on the same crops
+    full = workspace["root"] / "eval_wflw_full.json"
+    done = _run(["-m", "atpn_edge.cli", "eval", "--model", workspace["model"], "--data", f"wflw:{workspace['wflw']}",
+                 "--json", str(full)], workspace["root"], script=None)
+    assert done.returncode == 0, done.stderr[-1500:]
+    free = json.loads((workspace["root"] / "eval_wflw.json").read_text())
+    assert json.loads(full.read_text())["nme"] == pytest.approx(free["nme"], rel=1e-6)
+
+
+def test_help_starts_without_torch_quickly(workspace):
+    import time
+
+    start = time.perf_counter()
+    done = _run(["--help"], workspace["root"])
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0 and "profile" in done.stdout
+    assert elapsed < 5.0  # the board target is under 1 s; the bound here leaves room for a loaded CI box
 
 
 def test_training_commands_name_the_install_they_need(workspace):

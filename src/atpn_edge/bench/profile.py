@@ -37,13 +37,11 @@ import numpy as np
 
 from atpn_edge.bench.timing import LatencyStats, TimingConfig, time_interleaved
 from atpn_edge.errors import UserError
-from atpn_edge.runtime.onnx import MODULE_SCOPE_KEY
+from atpn_edge.runtime.onnx import MODULE_SCOPE_KEY, WRAPPER_ATTRIBUTES
 
 log = logging.getLogger(__name__)
 
 INPUT_BLOCK, OUTPUT_BLOCK = "input", "output"
-# Attributes of the wrappers the exporters put around a network (ExportHead.core, NamedOutputs.model).
-WRAPPER_ATTRIBUTES = ("core", "model", "inner")
 # Containers whose children are the blocks worth telling apart.
 CONTAINER_BLOCKS = ("backbone", "features")
 # Ops that carry a layer's arithmetic: never "output handling", whatever their tensor is called.

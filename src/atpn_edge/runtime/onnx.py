@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "atpn_edge"  # metadata_props key holding the JSON metadata
 MODULE_SCOPE_KEY = "atpn_edge.module"  # node metadata the ONNX export writes: the module path of the op
+# Attributes of the wrappers the exporters put around a network (ExportHead.core, NHWCInput.inner,
+# pt2e's NamedOutputs.model): dropped from module paths so that they name the network's own modules.
+WRAPPER_ATTRIBUTES = ("core", "model", "inner")
 
 
 def _onnxruntime():
