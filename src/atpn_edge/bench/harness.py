@@ -498,7 +498,9 @@ def _profile_entries(entries: list[Entry], config: BenchConfig, out_dir: Path) -
         if kind == "adb":
             profiles = profile_on_device(paths, config.benchmark_binary, serial, threads, config.delegate)
         else:
-            profiles = profile_artifacts(paths, threads, replace(config.timing, min_seconds_per_round=0.1))
+            # differencing needs more rounds than a latency median: at least 9, each >= 0.1 s per prefix
+            timing = replace(config.timing, rounds=max(config.timing.rounds, 9), min_seconds_per_round=0.1)
+            profiles = profile_artifacts(paths, threads, timing)
     except Exception as e:  # noqa: BLE001 - the profile is an extra: the bench stands without it
         log.warning("per-block profile failed: %s", _one_line(e))
         return {"error": _one_line(e)}

@@ -21,7 +21,7 @@ from torch import nn
 
 from atpn_edge.errors import UserError
 from atpn_edge.export.tflite import ExportHead, NHWCInput, exported_output_names
-from atpn_edge.runtime.onnx import METADATA_KEY, MODULE_SCOPE_KEY, WRAPPER_ATTRIBUTES
+from atpn_edge.runtime.onnx import METADATA_KEY, MODULE_SCOPE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -93,27 +93,6 @@ class _CalibrationReader:
 CALIBRATION_OF_OBSERVER = {"minmax": "MinMax", "moving_average_minmax": "MinMax", "histogram": "Percentile"}
 
 
-# Modules whose ONNX nodes stay float in the QDQ model: the heatmap is elementwise arithmetic on
-# landmark coordinates (no conv or matmul to speed up), and uint8 QDQ around each of its steps moved
-# the demo ATPN's landmarks past the export check (0.164 worst, 0.011 mean against float).
-FLOAT_MODULES = ("heatmap",)
-
-
-def _nodes_in_modules(path: str, modules: tuple[str, ...]) -> list[str]:
-    import onnx
-
-    model = onnx.load(path, load_external_data=False)
-    names = []
-    for node in model.graph.node:
-        scope = next((p.value for p in node.metadata_props if p.key == MODULE_SCOPE_KEY), "")
-        parts = scope.split(".")
-        while parts and parts[0] in WRAPPER_ATTRIBUTES:
-            parts = parts[1:]
-        if parts and parts[0] in modules:
-            names.append(node.name)
-    return names
-
-
 def quantize_int8(float_path: str, out_path: str, calibration_inputs: np.ndarray, observer: str = "histogram") -> str:
     """QDQ static int8: per-channel int8 weights, uint8 activations, calibrated like `observer` (see above)
     -> the calibration method used."""
@@ -125,12 +104,10 @@ def quantize_int8(float_path: str, out_path: str, calibration_inputs: np.ndarray
         prepared = os.path.join(tmp, "prepared.onnx")
         quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
 
-        keep_float = _nodes_in_modules(prepared, FLOAT_MODULES)
-
         def run(method: str) -> None:
             quantize_static(prepared, out_path, _CalibrationReader(calibration_inputs), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=keep_float)
+                            calibrate_method=getattr(CalibrationMethod, method))
 
         try:
             run(method)
