@@ -126,10 +126,11 @@ def test_board_venv_from_the_registry(workspace, tmp_path):
     found = subprocess.run([python, "-c", "from atpn_edge.compress.recipe import load_recipe; "
                             "from atpn_edge.train.config import load_config; from atpn_edge.data.vw300 import SPLITS_FILE; "
                             "import atpn_edge.io as io; print(load_recipe('ptq_int8').name, load_config('train_demo').epochs, "
-                            "SPLITS_FILE.is_file(), io.__file__)"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                            "SPLITS_FILE.is_file(), io.__file__, (io.Path(io.__file__).parent / 'docs' / 'INTERFACES.md').is_file())"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert found.returncode == 0, found.stderr[-1500:]
-    name, epochs, assets, location = found.stdout.split()
-    assert (epochs, assets) == ("8", "True") and str(venv) in location
+    name, epochs, assets, location, docs = found.stdout.split()
+    assert (epochs, assets, docs) == ("8", "True", "True") and str(venv) in location
     for args in _commands(workspace)[:4]:
         done = subprocess.run([str(venv / "bin" / "atpn-edge"), *args], capture_output=True, text=True,
                               cwd=workspace["root"], timeout=600)
