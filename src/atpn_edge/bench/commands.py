@@ -88,6 +88,12 @@ def cmd_compare(args) -> None:
         write_json(args.json, result)
 
 
+def _add_target_args(p, target_help: str) -> None:
+    p.add_argument("--target", default="host", help=target_help)
+    p.add_argument("--benchmark-binary", help="adb: TFLite's benchmark_model built for the phone (see docs/bench.md)")
+    p.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "gpu", "nnapi", "cpu"], help="adb: delegate")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="latency, size, memory, MACs and accuracy of checkpoints and exported artifacts")
     p.add_argument("--model", action="append", required=True,
@@ -101,9 +107,7 @@ def register(subparsers) -> None:
     p.add_argument("--warmup", type=int, default=20, help="untimed calls before timing")
     p.add_argument("--runs", type=int, default=50, help="timed calls per round (at least)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, interleaved across the models")
-    p.add_argument("--target", default="host", help="host (default), local-benchmark, adb or adb:SERIAL")
-    p.add_argument("--benchmark-binary", help="adb: TFLite's benchmark_model built for the phone (see docs/bench.md)")
-    p.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "gpu", "nnapi", "cpu"], help="adb: delegate")
+    _add_target_args(p, "host (default), local-benchmark, adb or adb:SERIAL")
     p.add_argument("--with-mediapipe", action="store_true", help="add MediaPipe's face landmark model as a peer row")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--reference", metavar="MODEL",
@@ -123,9 +127,7 @@ def register(subparsers) -> None:
     p.add_argument("--warmup", type=int, default=20, help="untimed calls before timing")
     p.add_argument("--runs", type=int, default=100, help="timed calls per round (at least)")
     p.add_argument("--rounds", type=int, default=9, help="rounds; every prefix of every .tflite is timed in each")
-    p.add_argument("--target", default="host", help="host (default) or adb[:SERIAL] (benchmark_model --enable_op_profiling)")
-    p.add_argument("--benchmark-binary", help="adb: TFLite's benchmark_model built for the phone (see docs/bench.md)")
-    p.add_argument("--delegate", default="xnnpack", choices=["xnnpack", "gpu", "nnapi", "cpu"], help="adb: delegate")
+    _add_target_args(p, "host (default) or adb[:SERIAL] (benchmark_model --enable_op_profiling)")
     p.add_argument("--out", default="runs/profile", help="folder for profile.json, profile.md and profile.png")
     p.add_argument("--json", help="also write the result JSON here")
     p.set_defaults(func=cmd_profile)
