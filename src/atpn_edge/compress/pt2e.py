@@ -117,6 +117,11 @@ def export_for_quant(model: nn.Module, example_input: torch.Tensor) -> torch.fx.
     wrapped = NamedOutputs(model, names).eval()
     exported = torch.export.export(wrapped, (example,), strict=False)
     gm = exported.module()
+    # computations on parameters alone (a BN folded into a kernel while exporting) become constants
+    # here, before the quantizer could annotate them as int8 arithmetic run at every call
+    from torchao.quantization.pt2e.constant_fold import constant_fold
+
+    constant_fold(gm)
     info = {
         "output_names": names,
         "model_name": getattr(model, "name", type(model).__name__),
