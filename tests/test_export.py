@@ -114,16 +114,21 @@ def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflit
                                                                 held_out):
     result = lite_int8_tflite
     int8 = result.verification["int8"]
-    assert int8["ok"] and not int8["float_compute_ops"] and not int8["fake_quant_pairs"]
+    # by default the conv that reads the image stays float (QuantSpec.float_input_conv): exactly one
+    assert int8["ok"] and int8["float_compute_ops"] == ["CONV_2D(float32, float32)"] and not int8["fake_quant_pairs"]
+    assert int8["float_compute_allowed"] == 1
     ops = V.tflite_ops(str(result.path))
     conv_ops = [op for op in ops if op["op"] in V.COMPUTE_OPS]
-    assert conv_ops and all(op["input_dtypes"][:2] == ["int8", "int8"] for op in conv_ops)
+    assert conv_ops[0]["input_dtypes"][:2] == ["float32", "float32"]
+    assert len(conv_ops) > 10 and all(op["input_dtypes"][:2] == ["int8", "int8"] for op in conv_ops[1:])
+    assert not V.tflite_int8_check(ops)["ok"]  # one float conv is too many for a check that allows none
     predictor = LiteRTPredictor(result.path)
-    # int8 input (q = pixel - 128) and outputs by default: no QUANTIZE / DEQUANTIZE around the graph
-    assert predictor.input_detail["dtype"] == np.int8 and predictor.layout == "NHWC"
-    assert predictor.input_quant == (pytest.approx(1 / 127.5), 0)
+    # float32 input into the float conv, then int8 to the outputs: one QUANTIZE after the input conv
+    assert predictor.input_detail["dtype"] == np.float32 and predictor.layout == "NHWC"
+    assert not result.metadata["int8_io"] and "float32" in result.metadata["input_encoding"]
     assert V.op_histogram(ops).get("DEQUANTIZE", 0) <= 1  # at most the face logit before its float sigmoid
-    assert ops[0]["op"] != "QUANTIZE" and "TRANSPOSE" not in [op["op"] for op in ops[:3]]
+    first_quantize = next(i for i, op in enumerate(ops) if op["op"] == "QUANTIZE")
+    assert ops[first_quantize - 1]["op"] == "CONV_2D" and "TRANSPOSE" not in [op["op"] for op in ops[:3]]
     got = predictor.predict(held_out)
     simulated = _torch(QuantizedModel(lite_quantized), held_out)
     floating = _torch(lite, held_out)
@@ -134,9 +139,9 @@ def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflit
     assert result.size_bytes < 0.5 * lite_fp32_tflite.size_bytes
 
 
-def _tiny_quantized(tiny, calib):
+def _tiny_quantized(tiny, calib, spec=QuantSpec(float_input_conv=False)):
     x = torch.from_numpy(preprocess(calib))
-    prepared = prepare_ptq(tiny, x[:1], QuantSpec())
+    prepared = prepare_ptq(tiny, x[:1], spec)
     for i in range(len(x)):
         prepared(x[i : i + 1])
     return convert(prepared)
@@ -177,7 +182,7 @@ def test_tflite_float_io_keeps_float_tensors(tiny, out_dir, calib):
 
 def test_fake_quant_graph_is_caught(tiny, out_dir):
     x = torch.rand(1, 3, 112, 112) * 2 - 1
-    prepared = prepare_ptq(tiny, x, QuantSpec(observer="minmax"))
+    prepared = prepare_ptq(tiny, x, QuantSpec(observer="minmax", float_input_conv=False))
     prepared(x)
     quantized = convert(prepared)
     names = ("landmarks", "pose", "face_logit")
@@ -200,7 +205,7 @@ def test_mixed_precision_int8_allows_exactly_the_float_layers_it_keeps(tiny, out
     """A recipe that keeps `block` (three convs) in float exports and verifies; the check allows those
     three float convs and no more, and the rest of the graph stays int8."""
     x = torch.from_numpy(preprocess(calib))
-    spec = QuantSpec(observer="minmax", skip_modules=("block",))
+    spec = QuantSpec(observer="minmax", skip_modules=("block",), float_input_conv=False)
     prepared = prepare_ptq(tiny, x[:1], spec)
     for i in range(len(x)):
         prepared(x[i : i + 1])

@@ -103,6 +103,31 @@ def test_skip_modules_keeps_heatmap_in_float(model, images):
     assert observed_in_heatmap(mixed) < observed_in_heatmap(full)
 
 
+def _input_conv_weight_quantized(gm: torch.fx.GraphModule) -> bool:
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target == torch.ops.aten.conv2d.default:
+            return "dequantize" in str(getattr(node.args[1], "target", ""))  # the first conv in graph order
+    raise AssertionError("no conv")
+
+
+@pytest.mark.parametrize("mode", ["ptq", "qat"])
+def test_input_conv_stays_float_by_default_and_int8_when_asked(mode, images):
+    """float_input_conv keeps the conv reading the image (and its input) float, the rest int8; off, all int8."""
+    torch.manual_seed(0)
+    results = {}
+    for float_input in (True, False):
+        spec = QuantSpec(observer="minmax", float_input_conv=float_input)
+        model = TinyNet(outputs=("landmarks", "pose"))
+        prepared = prepare_ptq(model.eval(), images[:1], spec) if mode == "ptq" else prepare_qat(model, images[:1], spec)
+        prepared(images[:1] if mode == "ptq" else images[:2])  # PTQ graphs are batch 1, QAT ones batch >= 2
+        gm = convert(prepared)
+        placeholder = next(n for n in gm.graph.nodes if n.op == "placeholder")
+        input_quantized = any("quantize_per_tensor" in str(u.target) for u in placeholder.users)
+        results[float_input] = (input_quantized, _input_conv_weight_quantized(gm), _quantize_count(gm))
+    assert results[True][:2] == (False, False) and results[False][:2] == (True, True)
+    assert results[True][2] > 0  # the rest of the graph is still quantized
+
+
 def test_skip_operator_type_leaves_linear_float(model, images):
     prepared = prepare_ptq(model, images[:1], QuantSpec(observer="minmax", skip_operators=("linear",)))
     prepared(images[:1])

@@ -53,6 +53,9 @@ class QuantSpec:
     observer: str = "histogram"  # activation observer for PTQ: one of OBSERVERS
     skip_modules: tuple[str, ...] = ()  # submodule names kept in float, e.g. ("heatmap",)
     skip_operators: tuple[str, ...] = ()  # operator types kept in float, keys of OPERATOR_TYPES
+    # The conv that reads the image (3 input channels), with its BN and activation, stays float and the
+    # graph input float32: XNNPACK's int8 convs on 3-channel input cost 3x their fp32 time (README).
+    float_input_conv: bool = True
 
     def __post_init__(self) -> None:
         if self.observer not in OBSERVERS:
@@ -64,6 +67,7 @@ class QuantSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"per_channel": self.per_channel, "observer": self.observer,
                 "skip_modules": list(self.skip_modules), "skip_operators": list(self.skip_operators),
+                "float_input_conv": self.float_input_conv,
                 "weights": "int8 symmetric", "activations": "int8 affine", "quantizer": "xnnpack"}
 
 
@@ -157,7 +161,7 @@ def _quantization_config(spec: QuantSpec, is_qat: bool):
 
 
 def make_quantizer(spec: QuantSpec, is_qat: bool = False):
-    """The XNNPACK-style PT2E quantizer for `spec`, with skip_modules / skip_operators kept in float."""
+    """The XNNPACK-style PT2E quantizer for `spec`, with skip_modules / skip_operators (and the input conv) in float."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "XNNPACKQuantizer is deprecated" (no public replacement yet)
         from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer
@@ -166,12 +170,13 @@ def make_quantizer(spec: QuantSpec, is_qat: bool = False):
     quantizer.set_global(_quantization_config(spec, is_qat))
     skip_ops = {OPERATOR_TYPES[name] for name in spec.skip_operators}
     skip_modules = tuple(spec.skip_modules)
-    if skip_ops or skip_modules:
+    if skip_ops or skip_modules or spec.float_input_conv:
         base_annotate = quantizer.annotate
 
         def annotate(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
             model = base_annotate(model)
-            _remove_annotations(model, skip_modules, skip_ops)
+            keep = set(input_conv_nodes(model)) if spec.float_input_conv else set()
+            _remove_annotations(model, skip_modules, skip_ops, keep)
             return model
 
         quantizer.annotate = annotate
@@ -189,7 +194,29 @@ def _node_in_modules(node: torch.fx.Node, module_names: tuple[str, ...]) -> bool
     return False
 
 
-def _remove_annotations(model: torch.fx.GraphModule, module_names: tuple[str, ...], ops: set) -> None:
+# ops that follow a conv inside one fused conv-BN-activation pattern (eval and QAT graphs)
+_CONV_EPILOGUE = ("batch_norm", "getitem", "relu", "hardtanh", "clamp")
+
+
+def input_conv_nodes(model: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    """The conv2d nodes that read a graph input directly, each with its BN / activation chain."""
+    nodes: list[torch.fx.Node] = []
+    for placeholder in (n for n in model.graph.nodes if n.op == "placeholder"):
+        for conv in placeholder.users:
+            if conv.op != "call_function" or conv.target != torch.ops.aten.conv2d.default:
+                continue
+            chain = [conv]
+            while len(chain[-1].users) == 1:
+                (user,) = chain[-1].users
+                if user.op != "call_function" or not any(k in str(user.target) for k in _CONV_EPILOGUE):
+                    break
+                chain.append(user)
+            nodes.extend(chain)
+    return nodes
+
+
+def _remove_annotations(model: torch.fx.GraphModule, module_names: tuple[str, ...], ops: set,
+                        nodes: set[torch.fx.Node] = frozenset()) -> None:
     """Drop quantization annotations of nodes inside skipped modules or of skipped operator types.
 
     The XNNPACK quantizer only supports skipping by *adding* a config; dropping annotations after
@@ -199,10 +226,11 @@ def _remove_annotations(model: torch.fx.GraphModule, module_names: tuple[str, ..
     for node in model.graph.nodes:
         if node.op != "call_function" or "quantization_annotation" not in node.meta:
             continue
-        if node.target in ops or (module_names and _node_in_modules(node, module_names)):
+        if node in nodes or node.target in ops or (module_names and _node_in_modules(node, module_names)):
             del node.meta["quantization_annotation"]
             removed += 1
-    log.info("kept %d annotated nodes in float (modules %s, operators %s)", removed, module_names, sorted(map(str, ops)))
+    log.info("kept %d annotated nodes in float (modules %s, operators %s, %d input-conv nodes)", removed, module_names,
+             sorted(map(str, ops)), len(nodes))
 
 
 def _check_graph(model: nn.Module, what: str) -> torch.fx.GraphModule:

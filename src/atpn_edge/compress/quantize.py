@@ -7,7 +7,7 @@
 
 Each returns a new converted GraphModule (int8 quantize/dequantize pairs, the "simulated" model);
 `pt2e.QuantizedModel(graph)` evaluates it with the float model's named outputs and
-`atpn_edge.export.export_model(graph, "tflite", "int8", path)` lowers it to a fully int8 TFLite graph.
+`atpn_edge.export.export_model(graph, "tflite", "int8", path)` lowers it to an int8 TFLite graph (input conv float by default).
 """
 
 from __future__ import annotations

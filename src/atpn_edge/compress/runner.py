@@ -408,7 +408,8 @@ def _export_and_measure(recipe, out, model, graph, spec, calib_images, eval_set,
             continue
         path = out / f"{recipe.name}.{fmt}"
         if fmt == "tflite" and graph is not None:
-            source_model, how = graph, "PT2E graph -> litert-torch (fully int8)"
+            source_model, how = graph, ("PT2E graph -> litert-torch (int8, input conv float)" if spec.float_input_conv
+                                         else "PT2E graph -> litert-torch (fully int8)")
             kwargs = {"float_model": model, "quant_spec": spec, "allow_float_ops": ()}
         elif precision == "int8":
             # ONNX from PT2E graphs is not exported; ORT's static QDQ quantizer, same calibration crops and

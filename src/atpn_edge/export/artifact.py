@@ -214,10 +214,15 @@ def export_model(
             from atpn_edge.models import count_params_and_macs
 
             metadata["params"], metadata["macs"] = (int(v) for v in count_params_and_macs(counted, input_size))
-        metadata["int8_io"] = bool(int8_io)
-        if int8_io:
+        # a graph whose input conv stays float (QuantSpec.float_input_conv) has a float32 input even with int8_io
+        int8_input = bool(int8_io) and io["inputs"][0]["dtype"] == "int8"
+        metadata["int8_io"] = int8_input
+        if int8_input:
             metadata["input_encoding"] = (f"int8 q = pixel - 128 (scale 1/127.5, zero point {pt2e.INPUT_ZERO_POINT}), "
                                           f"RGB, {layout}; outputs int8 with the scale and zero point of io.outputs")
+        elif int8_io:
+            metadata["input_encoding"] = (f"float32 (pixel / 127.5 - 1), RGB, {layout}, into the float input conv; "
+                                          "outputs int8 with the scale and zero point of io.outputs")
         if format == "onnx":
             onnx_export.write_metadata(tmp, metadata)
         else:
@@ -229,7 +234,7 @@ def export_model(
             if verify:
                 report = _verify(tmp, format, precision, model, quantized_graph, float_model, check_inputs,
                                  allow_float_ops + tuple(_float_islands(spec) if quantized_graph is not None else ()),
-                                 _float_compute_budget(float_model, spec) if quantized_graph is not None else 0)
+                                 _float_compute_budget(float_model, spec, quantized_graph) if quantized_graph is not None else 0)
         finally:
             if os.path.exists(tmp + ".json"):
                 os.remove(tmp + ".json")
@@ -271,14 +276,21 @@ def _float_islands(spec) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _float_compute_budget(float_model, spec) -> int:
-    """How many Conv2d / Linear layers a QuantSpec keeps in float on purpose (mixed precision)."""
+def _float_compute_budget(float_model, spec, quantized_graph=None) -> int:
+    """How many Conv2d / Linear layers a QuantSpec keeps in float on purpose (mixed precision and the
+    float input conv, counted in the quantized graph: a conv that reads the graph input undequantized)."""
+    count = 0
+    if quantized_graph is not None:  # whatever spec made the graph, an undequantized input means a float conv
+        import torch
+
+        count += sum(1 for n in quantized_graph.graph.nodes
+                     if n.op == "call_function" and n.target == torch.ops.aten.conv2d.default
+                     and isinstance(n.args[0], torch.fx.Node) and n.args[0].op == "placeholder")
     if spec is None or float_model is None or not (spec.skip_modules or spec.skip_operators):
-        return 0
+        return count
     from torch import nn
 
     kinds = tuple(k for op, k in (("conv2d", nn.Conv2d), ("linear", nn.Linear)) if op in spec.skip_operators)
-    count = 0
     for name, module in float_model.named_modules():
         if not isinstance(module, (nn.Conv2d, nn.Linear)):
             continue

@@ -124,7 +124,7 @@ def convert_float(model: nn.Module, output_names: tuple[str, ...], sample: torch
 def convert_pt2e(quantized: torch.fx.GraphModule, output_names: tuple[str, ...], sample: torch.Tensor,
                  *, per_channel: bool = True, int8_io: bool = False, nhwc: bool = False,
                  select_int8_lowering: bool = True) -> bytes:
-    """PT2E-quantized GraphModule -> fully int8 .tflite bytes.
+    """PT2E-quantized GraphModule -> int8 .tflite bytes (every annotated op int8; see QuantSpec.float_input_conv).
 
     int8_io=False keeps the input and outputs float32 (quantize/dequantize inside the graph).
     select_int8_lowering=False converts without QuantConfig: the q/dq pairs stay as float fake-quant
