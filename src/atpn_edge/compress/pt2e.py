@@ -108,6 +108,17 @@ def _set_meta(gm: torch.fx.GraphModule, info: dict) -> torch.fx.GraphModule:
     return gm
 
 
+def fold_parameter_ops(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Computations on parameters alone (a BN folded into a kernel while exporting, a reshaped weight)
+    become constants, before the quantizer could annotate them as arithmetic run at every call.
+    Not for QAT graphs, whose parameters must stay trainable."""
+    from torchao.quantization.pt2e.constant_fold import constant_fold
+
+    with torch.no_grad():  # folded constants must be plain tensors (deepcopy refuses ones with grad history)
+        constant_fold(gm)
+    return gm
+
+
 def export_for_quant(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule:
     """torch.export a float model at batch 1 -> GraphModule returning a tuple in named order.
 
@@ -119,13 +130,7 @@ def export_for_quant(model: nn.Module, example_input: torch.Tensor) -> torch.fx.
     example = example_input[:1].contiguous()
     names = model_output_names(model, example)
     wrapped = NamedOutputs(model, names).eval()
-    exported = torch.export.export(wrapped, (example,), strict=False)
-    gm = exported.module()
-    # computations on parameters alone (a BN folded into a kernel while exporting) become constants
-    # here, before the quantizer could annotate them as int8 arithmetic run at every call
-    from torchao.quantization.pt2e.constant_fold import constant_fold
-
-    constant_fold(gm)
+    gm = fold_parameter_ops(torch.export.export(wrapped, (example,), strict=False).module())
     info = {
         "output_names": names,
         "model_name": getattr(model, "name", type(model).__name__),

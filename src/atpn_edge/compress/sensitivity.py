@@ -15,6 +15,7 @@ The graph is exported once with a dynamic batch so calibration and evaluation ru
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -48,7 +49,7 @@ def export_dynamic(model: nn.Module, example: torch.Tensor) -> torch.fx.GraphMod
     example = example[:2] if example.shape[0] >= 2 else example[:1].repeat(2, 1, 1, 1)
     exported = torch.export.export(pt2e.NamedOutputs(model.eval(), names), (example,), dynamic_shapes=({0: batch},),
                                    strict=False)
-    gm = exported.module()
+    gm = pt2e.fold_parameter_ops(exported.module())
     gm.meta["atpn_edge"] = {"output_names": names, "model_name": getattr(model, "name", "model"),
                             "model_options": dict(getattr(model, "options", {})), "input_shape": (1, *example.shape[1:])}
     return gm
@@ -99,9 +100,7 @@ def sensitivity(
     jobs = [(u, m) for u in units for m in modes]
     for unit, mode in tqdm(jobs, desc="sensitivity", unit="run", disable=not progress, leave=False):
         keep = (unit,) if mode == "all_but" else tuple(u for u in units if u != unit)
-        q_spec = pt2e.QuantSpec(per_channel=spec.per_channel, observer=spec.observer,
-                                skip_modules=tuple(dict.fromkeys(spec.skip_modules + keep)),
-                                skip_operators=spec.skip_operators)
+        q_spec = dataclasses.replace(spec, skip_modules=tuple(dict.fromkeys(spec.skip_modules + keep)))
         value = _nme(quantize_dynamic_graph(gm, calib, q_spec), eval_images, eval_landmarks, names)
         row = next((r for r in rows if r["unit"] == unit), None)
         if row is None:

@@ -100,11 +100,16 @@ class GlobalDepthwiseConv(nn.Sequential):
     (B, C, k, k) -> (B, C). Unlike global average pooling it learns a spatial weighting per
     channel, which keeps *where* a feature fired: what coordinate regression needs.
 
-    Exported graphs (torch.export: PT2E, .tflite, .onnx) compute the same sum as a MUL by the
-    (C, k, k) kernel (BN folded in) and a MEAN over the map: XNNPACK has no fast int8 kernel for a
-    depthwise conv of more than 25 taps, and a 7x7 one took 360 us in int8 against 10 us for
-    MUL + SUM (18 us fp32 conv; 256 channels, LiteRT 2.3, 1 thread, Intel Xeon with VNNI). Eager
-    mode (and QAT's training graph) keeps the conv, so training, pruning and MAC counting see an
+    Exported graphs (torch.export: PT2E, .tflite, .onnx) compute the same sum as two small
+    depthwise convs: each of the C*k rows of the map becomes a channel of its own, weighted by its
+    row of the kernel (1 x k taps), then each channel's k row sums are added with the BN folded in.
+    XNNPACK has no fast int8 kernel for a depthwise conv of more than 25 taps: the 7x7 one took
+    368 us in int8 against 35 us in fp32, the two 7-tap convs 10 us (256 channels, LiteRT 2.3,
+    1 thread, Intel Xeon with VNNI). Both accumulate in int32 like the conv; a MUL by the kernel and
+    a MEAN (as fast) rounded every product to int8 and had 5x the conv's int8 error. The int8 row
+    sums still cost accuracy: PTQ of the demo model lost 2.5 % NME against 1.3-1.6 % with the 7x7
+    conv, which is why recipes/ptq_int8.yaml keeps the landmark head's pool in float. Eager mode
+    (and QAT's training graph) keeps the conv, so training, pruning and MAC counting see an
     ordinary depthwise Conv2d.
     """
 
@@ -120,12 +125,17 @@ class GlobalDepthwiseConv(nn.Sequential):
         conv, norm, flatten = self
         if self.training or not torch.compiler.is_exporting():  # QAT graphs keep the conv (and its BN fold)
             return flatten(norm(conv(x)))
-        taps = conv.weight.shape[-1] * conv.weight.shape[-2]
-        # BN folded into the kernel and a shift; export_for_quant constant-folds these parameter-only ops
+        batch, channels, rows, cols = x.shape  # the map is the kernel's size
+        # parameter-only ops (reshape, BN fold) become constants in pt2e.fold_parameter_ops
         scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        kernel = conv.weight.squeeze(1) * (scale * taps)[:, None, None]  # (C, k, k)
-        shift = norm.bias - norm.running_mean * scale  # (C,)
-        return flatten(F.adaptive_avg_pool2d(x * kernel, 1)) + shift
+        shift = norm.bias - norm.running_mean * scale
+        # the BN scale goes into the rows (their int8 sums then have the output's per-channel magnitudes:
+        # +2.5 % NME after PTQ on the demo model against +3.4 % with the scale in the second conv)
+        kernel = (conv.weight * scale[:, None, None, None]).reshape(channels * rows, 1, 1, cols)
+        row_sums = F.conv2d(x.reshape(batch, channels * rows, 1, cols), kernel, groups=channels * rows)  # (B, C*k, 1, 1)
+        ones = torch.ones_like(shift)[:, None, None, None].expand(channels, 1, 1, rows)
+        out = F.conv2d(row_sums.reshape(batch, channels, 1, rows), ones, shift, groups=channels)  # (B, C, 1, 1)
+        return flatten(out)
 
 
 def init_weights(model: nn.Module) -> None:
