@@ -14,6 +14,7 @@ from tiny_net import TinyNet
 from atpn_edge.compress.pt2e import QuantizedModel, QuantSpec, convert, prepare_ptq
 from atpn_edge.errors import UserError
 from atpn_edge.export import export_model
+from atpn_edge.export import onnx as onnx_export
 from atpn_edge.export import tflite as tflite_export
 from atpn_edge.export import verify as V
 from atpn_edge.models import build_model
@@ -252,8 +253,13 @@ def test_onnx_fp32_and_int8(lite, out_dir, calib, held_out):
     assert np.abs(got["landmarks"] - want["landmarks"]).max() <= 1e-4
 
     int8 = export_model(lite, "onnx", "int8", out_dir / "lite_int8.onnx", calib_images=calib)
-    assert int8.verification["int8"]["ok"]
+    check = int8.verification["int8"]
+    # the input conv stays float here too (QuantSpec.float_input_conv), and only it
+    assert check["ok"] and len(check["float_compute_ops"]) == check["float_compute_allowed"] == 1
     assert int8.verification["ops"]["QuantizeLinear"] > 10
+    first_conv = next(n for n in onnx.load(str(int8.path)).graph.node if n.op_type == "Conv")
+    assert first_conv.name in check["float_compute_ops"]
+    assert not onnx_export.int8_check(str(int8.path))["ok"]  # judged as fully int8 it fails
     predictor8 = OnnxPredictor(int8.path)
     got8 = predictor8.predict(held_out)
     diff = np.abs(got8["landmarks"] - want["landmarks"]).max()
@@ -261,6 +267,21 @@ def test_onnx_fp32_and_int8(lite, out_dir, calib, held_out):
     # untrained, the network's face score is one value on every input: ORT's percentile histogram cannot
     # bin it, and the export falls back to MinMax and says so
     assert predictor8.metadata["quantization"]["calibration"] == "minmax"
+
+
+def test_onnx_int8_keeps_a_recipes_float_modules_float(tiny, out_dir, calib):
+    """skip_modules reaches ORT's quantizer too: the module's convs stay float, the rest int8, the check allows them."""
+    import onnx
+
+    spec = QuantSpec(observer="minmax", skip_modules=("block",), float_input_conv=False)
+    result = export_model(tiny, "onnx", "int8", out_dir / "tiny_mixed.onnx", calib_images=calib, quant_spec=spec)
+    check = result.verification["int8"]
+    assert check["ok"] and check["float_compute_allowed"] == 3 and len(check["float_compute_ops"]) == 3
+    graph = onnx.load(str(result.path)).graph
+    producers = {o: n for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert producers[convs[0].input[0]].op_type == "DequantizeLinear"  # the stem: int8
+    assert sum(producers.get(n.input[1]) is None for n in convs) == 3  # block's three convs: float weights
 
 
 def test_onnx_int8_calibration_follows_the_observer(tiny, out_dir, calib, held_out):

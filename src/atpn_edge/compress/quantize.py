@@ -35,7 +35,8 @@ ARTIFACT_FORMAT = "atpn-edge-pt2e-int8"
 def quant_spec(per_channel: bool, observer: str, mixed: MixedPrecision, keep_modules: tuple[str, ...] = ()) -> pt2e.QuantSpec:
     return pt2e.QuantSpec(per_channel=per_channel, observer=observer,
                           skip_modules=tuple(dict.fromkeys(tuple(mixed.keep_float_modules) + tuple(keep_modules))),
-                          skip_operators=tuple(mixed.keep_float_operators))
+                          skip_operators=tuple(mixed.keep_float_operators),
+                          float_input_conv=mixed.keep_float_input_conv)
 
 
 def calibration_batches(images: np.ndarray | torch.Tensor) -> torch.Tensor:

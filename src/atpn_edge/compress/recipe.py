@@ -75,6 +75,8 @@ class MixedPrecision:
     keep_float_top_k: int = _opt(0, min=0)
     keep_float_modules: tuple[str, ...] = _opt((), help="module names such as heatmap or pose_head")
     keep_float_operators: tuple[str, ...] = _opt((), choices=QUANT_OPERATORS)
+    keep_float_input_conv: bool = _opt(True, help="the conv reading the image stays float (XNNPACK's int8 convs on "
+                                                   "3-channel input cost 3x fp32); false: int8 input, every conv int8")
     sensitivity_samples: int = _opt(200, min=1, help="validation crops used to rank layers")
     sensitivity_analysis: bool = _opt(False, help="write the per-layer table and chart even when K is 0")
 

@@ -211,7 +211,8 @@ def _keep_float(ctx: _Context, model, mixed, per_channel: bool, observer: str, r
     keep = tuple(mixed.keep_float_modules)
     if mixed.keep_float_top_k == 0 and not mixed.sensitivity_analysis:
         return keep
-    base_spec = pt2e.QuantSpec(per_channel=per_channel, observer=observer, skip_operators=tuple(mixed.keep_float_operators))
+    base_spec = pt2e.QuantSpec(per_channel=per_channel, observer=observer, skip_operators=tuple(mixed.keep_float_operators),
+                               float_input_conv=mixed.keep_float_input_conv)
     # the pass costs two PTQ runs per unit: a finished one for the same weights, spec and data is reused
     key = _fingerprint(base_spec.to_dict(), mixed.sensitivity_samples, ctx.data,
                        _weights_sum(model))

@@ -196,11 +196,12 @@ def export_model(
                     onnx_export.quantize_dynamic_int8(float_path, tmp)
                     quant_info = {"quantizer": "onnxruntime", "mode": "dynamic", "weights": "uint8"}
                 else:
+                    keep_float = onnx_export.float_nodes(float_path, spec.skip_modules, spec.float_input_conv)
                     calibration = onnx_export.quantize_int8(float_path, tmp, calib.transpose(0, 2, 3, 1) if nhwc else calib,
-                                                            observer=spec.observer)
+                                                            observer=spec.observer, keep_float=tuple(keep_float))
                     quant_info = {"quantizer": "onnxruntime", "format": "QDQ", "per_channel": True,
                                   "activations": "uint8", "weights": "int8", "calibration": calibration,
-                                  "calibration_images": int(len(calib))}
+                                  "calibration_images": int(len(calib)), "float_nodes": keep_float}
             io = {"inputs": [{"name": onnx_export.INPUT_NAME, "dtype": "float32"}],
                   "outputs": [{"name": n, "dtype": "float32"} for n in pt2e_names(output_names)]}
 
@@ -234,7 +235,8 @@ def export_model(
             if verify:
                 report = _verify(tmp, format, precision, model, quantized_graph, float_model, check_inputs,
                                  allow_float_ops + tuple(_float_islands(spec) if quantized_graph is not None else ()),
-                                 _float_compute_budget(float_model, spec, quantized_graph) if quantized_graph is not None else 0)
+                                 _float_compute_budget(quantized_graph) if quantized_graph is not None else 0,
+                                 tuple(quant_info.get("float_nodes", ())))
         finally:
             if os.path.exists(tmp + ".json"):
                 os.remove(tmp + ".json")
@@ -276,32 +278,21 @@ def _float_islands(spec) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _float_compute_budget(float_model, spec, quantized_graph=None) -> int:
-    """How many Conv2d / Linear layers a QuantSpec keeps in float on purpose (mixed precision and the
-    float input conv, counted in the quantized graph: a conv that reads the graph input undequantized)."""
-    count = 0
-    if quantized_graph is not None:  # whatever spec made the graph, an undequantized input means a float conv
-        import torch
+def _float_compute_budget(quantized_graph) -> int:
+    """How many conv / linear layers the PT2E graph keeps float on purpose (the input conv, mixed
+    precision): those whose weight is not dequantized from int8. A float op in the .tflite beyond
+    these is a lowering failure."""
+    import torch
 
-        count += sum(1 for n in quantized_graph.graph.nodes
-                     if n.op == "call_function" and n.target == torch.ops.aten.conv2d.default
-                     and isinstance(n.args[0], torch.fx.Node) and n.args[0].op == "placeholder")
-    if spec is None or float_model is None or not (spec.skip_modules or spec.skip_operators):
-        return count
-    from torch import nn
-
-    kinds = tuple(k for op, k in (("conv2d", nn.Conv2d), ("linear", nn.Linear)) if op in spec.skip_operators)
-    for name, module in float_model.named_modules():
-        if not isinstance(module, (nn.Conv2d, nn.Linear)):
-            continue
-        kept = any(name == m or name.startswith(m + ".") for m in spec.skip_modules)
-        if kept or (kinds and isinstance(module, kinds)):
-            count += 1
-    return count
+    kinds = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
+    return sum(1 for n in quantized_graph.graph.nodes
+               if n.op == "call_function" and n.target in kinds
+               and "dequantize" not in str(getattr(n.args[1], "target", "")))
 
 
 def _verify(path: str, format: str, precision: str, model, quantized_graph, float_model, inputs: np.ndarray,
-            allow_float_ops: tuple[str, ...], max_float_compute: int = 0) -> dict[str, Any]:
+            allow_float_ops: tuple[str, ...], max_float_compute: int = 0,
+            onnx_float_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
     from atpn_edge.export import verify as v
 
     if format == "tflite":
@@ -317,7 +308,7 @@ def _verify(path: str, format: str, precision: str, model, quantized_graph, floa
 
         predictor = OnnxPredictor(path, threads=1)
         histogram = onnx_export.op_histogram(path)
-        int8_report = onnx_export.int8_check(path) if precision == "int8" else None
+        int8_report = onnx_export.int8_check(path, onnx_float_nodes) if precision == "int8" else None
     reference_model = quantized_graph if quantized_graph is not None else model
     reference = _torch_outputs(reference_model, inputs)
     float_reference = None
