@@ -224,6 +224,15 @@ def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):
     assert acc["float"]["n_images"] == acc["ptq"]["n_images"] > 0 and report["evaluation"]["n_images"] == 24
     for name in ("report.json", "report.md", "report.png", "model_int8.pt2", "model_int8.pt2.json"):
         assert (tmp_path / "ptq" / name).is_file(), name
+    # every row is also scored on the built-in real photographs (installed by `make setup`)
+    from atpn_edge.data.registry import real_faces_or_none
+
+    real = real_faces_or_none(98)
+    assert real is not None, "make setup fetches the real-photo set (scripts/fetch_peers.py)"
+    assert acc["float"]["real_n_images"] == acc["ptq"]["real_n_images"] == len(real) > 0
+    assert acc["float"]["real_nme_drop_rel"] == 0.0
+    assert acc["ptq"]["real_nme_drop_rel"] == pytest.approx(acc["ptq"]["real_nme"] / acc["float"]["real_nme"] - 1)
+    assert "NME real photos" in (tmp_path / "ptq" / "report.md").read_text()
 
     prune_recipe = tmp_path / "prune.yaml"
     prune_recipe.write_text(yaml.safe_dump({"name": "pr", "steps": [{"prune": {

@@ -13,7 +13,6 @@ and the error, never a crash.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from atpn_edge.bench.timing import TimingConfig
+from atpn_edge.data.registry import real_faces_or_none
 from atpn_edge.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -318,18 +318,6 @@ def evaluate_entry(entry: Entry, dataset, progress: bool) -> dict[str, Any]:
             "face_score_acc": metrics.get("face_score_acc"), "n_images": metrics.get("n_images")}
 
 
-@functools.lru_cache(maxsize=4)
-def real_faces_data(num_points: int):
-    """The built-in real photographs (`--data real`, evaluation only), or None when not installed."""
-    from atpn_edge.data.registry import open_dataset, parse_data_spec
-
-    try:
-        return open_dataset(parse_data_spec("real"), split="test", size=112, num_points=num_points, augment=False, seed=0)
-    except UserError as e:
-        log.warning("no real-photo accuracy: %s", e)
-        return None
-
-
 def open_data(config: BenchConfig, num_points: int = 98):
     from atpn_edge.data.registry import open_dataset, parse_data_spec
 
@@ -398,7 +386,7 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
                 datasets[num_points] = open_data(config, 98)
             log.info("accuracy of %s (%s %s)", entry.model, entry.format, entry.variant)
             entry.accuracy = evaluate_entry(entry, datasets[num_points], config.progress)
-            real = real_faces_data(num_points) if config.real_faces else None
+            real = real_faces_or_none(num_points) if config.real_faces else None
             if real is not None:
                 entry.accuracy["real"] = evaluate_entry(entry, real, progress=False)
         except Exception as e:  # noqa: BLE001

