@@ -148,13 +148,11 @@ def export_model(
     quant_info: dict[str, Any] = {}
     spec = quant_spec or pt2e.QuantSpec()
     if format == "tflite" and precision == "int8" and quantizer == "pt2e" and quantized_graph is None:
+        from atpn_edge.compress.quantize import ptq
+
         log.info("PTQ: calibrating %s on %d images", model_name, len(calib))
         float_model = float_model or model
-        prepared = pt2e.prepare_ptq(model, torch.from_numpy(calib[:1]), spec)
-        with torch.no_grad():
-            for i in range(len(calib)):
-                prepared(torch.from_numpy(calib[i : i + 1]))
-        quantized_graph = pt2e.convert(prepared)
+        quantized_graph = ptq(model, calib, spec, progress=False)  # batched calibration, batch-1 graph
     if quantized_graph is not None:
         gi = pt2e.graph_info(quantized_graph)
         quant_info = {"quantizer": "pt2e-xnnpack", "spec": gi.get("quant_spec", spec.to_dict()), "mode": gi.get("mode"),
