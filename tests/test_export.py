@@ -337,3 +337,11 @@ def test_converter_failure_is_one_line_user_error(tmp_path):
         export_model(Unconvertible().eval(), "tflite", "fp32", tmp_path / "bad.tflite")
     assert "\n" not in str(error.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pose_mismatch_fails_verification_too(tiny, tmp_path, monkeypatch):
+    """Every output is checked, not only the landmarks: a pose off by more than its tolerance fails."""
+    monkeypatch.setitem(V.OTHER_OUTPUT_TOL, "fp32", {**V.OTHER_OUTPUT_TOL["fp32"], "pose": (-1.0, -1.0)})
+    with pytest.raises(V.VerificationError, match="pose differ"):
+        export_model(tiny, "onnx", "fp32", tmp_path / "tiny.onnx")
+    assert list(tmp_path.iterdir()) == []
