@@ -100,6 +100,7 @@ def export_model(
     from atpn_edge.compress import pt2e
 
     fmt = get_format(format, precision)
+    asked_int8_io = int8_io is True
     nhwc, int8_io = default_layout_io(format, precision, quantizer, nhwc, int8_io)
     out_path = Path(out_path)
     if out_path.suffix != fmt.suffix:
@@ -222,6 +223,9 @@ def export_model(
         elif int8_io:
             metadata["input_encoding"] = (f"float32 (pixel / 127.5 - 1), RGB, {layout}, into the float input conv; "
                                           "outputs int8 with the scale and zero point of io.outputs")
+            if asked_int8_io:
+                log.warning("--int8-io: %s keeps its input conv float, so its input is float32 (outputs int8); "
+                            "quantize with keep_float_input_conv: false for an int8 input", model_name)
         if format == "onnx":
             onnx_export.write_metadata(tmp, metadata)
         else:
