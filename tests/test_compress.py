@@ -211,7 +211,7 @@ def checkpoint(tmp_path_factory, model):
 def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):
     import yaml
 
-    from atpn_edge.compress.runner import run_recipe
+    from atpn_edge.runner.run import run_recipe
 
     cache = str(tmp_path / "cache")
     ptq_recipe = tmp_path / "ptq.yaml"
@@ -254,7 +254,7 @@ def test_run_recipe_composes_prune_finetune_qat_with_float_control(checkpoint, t
     quantization and the QAT float control (same epochs, no fake-quant) are reported beside the int8 one."""
     import yaml
 
-    from atpn_edge.compress.runner import run_recipe
+    from atpn_edge.runner.run import run_recipe
 
     tiny = {"epochs": 1, "batch_size": 8, "train_samples": 16, "augment": False}
     recipe = tmp_path / "pqat.yaml"
@@ -280,7 +280,7 @@ def test_unpruned_control_gets_the_same_fine_tuning(checkpoint, tmp_path):
     so the report separates what pruning costs from what the extra training buys."""
     import yaml
 
-    from atpn_edge.compress.runner import run_recipe
+    from atpn_edge.runner.run import run_recipe
 
     tiny = {"epochs": 1, "batch_size": 8, "train_samples": 16, "augment": False}
     recipe = tmp_path / "pc.yaml"
@@ -334,10 +334,10 @@ def test_sensitivity_ranks_units_and_writes_table_and_chart(tmp_path):
 def test_training_crops_do_not_depend_on_which_steps_ran_first(tmp_path):
     """A step asking for more crops than an earlier step loaded gets them all (pruning's 4,000 must not cap a
     later fine-tune's 12,000), and the first crops are the same ones."""
-    from atpn_edge.compress.runner import _Context
+    from atpn_edge.runner.context import RunContext
     from atpn_edge.train.config import TrainConfig
 
-    ctx = _Context(None, tmp_path, "synthetic", 98, 112, TrainConfig(), str(tmp_path / "cache"), False, train_pool=16)
+    ctx = RunContext(None, tmp_path, "synthetic", 98, 112, TrainConfig(), str(tmp_path / "cache"), False, train_pool=16)
     small = ctx.train_samples(8)
     assert len(small) == 8
     large = ctx.train_samples(24)

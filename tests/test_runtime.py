@@ -16,8 +16,9 @@ from tiny_net import ALL_OUTPUTS, TinyNet
 from atpn_edge.errors import UserError
 from atpn_edge.export import export_model
 from atpn_edge.runtime._common import map_output_names
+from atpn_edge.predictors import open_predictor
 from atpn_edge.runtime.loader import load_predictor
-from atpn_edge.runtime.torch_predictor import TorchPredictor
+from atpn_edge.train.predict import TorchPredictor
 
 torch.set_num_threads(1)
 
@@ -76,14 +77,14 @@ def test_adapters_do_not_import_torch(artifacts):
 
 
 def test_torch_predictor_from_checkpoint_and_graph(tmp_path, images):
-    from atpn_edge.compress.pt2e import convert, prepare_ptq
+    from atpn_edge.compress.pt2e import QuantizedModel, convert, prepare_ptq
     from atpn_edge.models import build_model
     from atpn_edge.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = build_model("atpn-lite").eval()
     save_checkpoint(tmp_path / "m.pt", model)
-    predictor = load_predictor(tmp_path / "m.pt")
+    predictor = open_predictor(tmp_path / "m.pt")
     assert predictor.runtime == "torch"
     got = predictor.predict(images)
     want = TorchPredictor(model).predict(images)
@@ -93,7 +94,7 @@ def test_torch_predictor_from_checkpoint_and_graph(tmp_path, images):
     prepared = prepare_ptq(model, x[:1])
     prepared(x[:1])
     prepared(x[1:])
-    quantized = TorchPredictor(convert(prepared)).predict(images)
+    quantized = TorchPredictor(QuantizedModel(convert(prepared))).predict(images)
     diff = np.abs(quantized["landmarks"] - want["landmarks"]).max()
     assert 0 < diff < 0.02
 

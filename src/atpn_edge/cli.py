@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from atpn_edge.errors import UserError
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 log = logging.getLogger("atpn_edge")
 
@@ -26,32 +27,17 @@ def _write_json_arg(path: str | None, data: dict) -> None:
         log.info("wrote %s", path)
 
 
-def _is_artifact(path: str) -> bool:
-    return Path(path).suffix.lower() in (".tflite", ".onnx")
-
-
 def open_predictor(model_path: str, runtime: str | None = None, threads: int = 1):
     """A checkpoint or an exported artifact -> (predict_fn, description dict)."""
+    from atpn_edge.predictors import open_predictor as open_model_file
+
     if not Path(model_path).exists():
         raise UserError(f"{model_path}: no such model file")
-    if _is_artifact(model_path) or (runtime not in (None, "torch")):
-        from atpn_edge.runtime.loader import load_predictor
-
-        predictor = load_predictor(model_path, runtime=runtime, threads=threads)
-        return predictor.predict, {"model": model_path, "runtime": predictor.runtime, "num_landmarks": predictor.num_landmarks}
-    import torch
-
-    from atpn_edge.train.checkpoint import load_checkpoint
-    from atpn_edge.train.predict import torch_predict_fn
-
-    torch.set_num_threads(threads)
-    model, checkpoint = load_checkpoint(model_path)
-    return torch_predict_fn(model), {
-        "model": model_path,
-        "runtime": "torch",
-        "num_landmarks": int(checkpoint["meta"]["num_landmarks"]),
-        "model_name": checkpoint["model_name"],
-    }
+    predictor = open_model_file(model_path, runtime=runtime, threads=threads)
+    described = {"model": model_path, "runtime": predictor.runtime, "num_landmarks": predictor.num_landmarks}
+    if predictor.runtime == "torch":
+        described["model_name"] = predictor.model.name
+    return predictor.predict, described
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -122,22 +108,15 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from atpn_edge.data.registry import open_dataset, parse_data_spec
+    from atpn_edge.data.registry import DEFAULT_EVAL_SPLIT, open_eval_set, parse_data_spec
     from atpn_edge.evaluate import evaluate
     from atpn_edge.metrics import plot_ced
-
-    from atpn_edge.data.registry import DEFAULT_EVAL_SPLIT
 
     predict, described = open_predictor(args.model, args.runtime, args.threads)
     spec = parse_data_spec(args.data)
     args.split = args.split or DEFAULT_EVAL_SPLIT[spec.kind]
-    if spec.kind == "synthetic":
-        from atpn_edge.data.registry import synthetic_split
-
-        dataset = synthetic_split(args.split, args.limit or 1000, described["num_landmarks"], 112, args.cache_dir)
-    else:
-        dataset = open_dataset(spec, split=args.split, size=112, num_points=described["num_landmarks"], augment=False,
-                               seed=0, limit=args.limit)
+    limit = args.limit or (1000 if spec.kind == "synthetic" else None)
+    dataset = open_eval_set(spec, args.split, limit, described["num_landmarks"], 112, args.cache_dir)
     if len(dataset) == 0:
         raise UserError(f"--data {args.data} --split {args.split}: no images to evaluate")
     result, nmes = evaluate(predict, dataset, batch_size=args.batch_size)
@@ -178,7 +157,7 @@ def cmd_demo(args) -> None:
 
 # Subcommands that live beside the code they drive: each module has `register(subparsers)`, which
 # adds its parser(s) with `set_defaults(func=...)`, and imports nothing heavy at module level.
-COMMAND_MODULES: tuple[str, ...] = ("atpn_edge.export.commands", "atpn_edge.track.commands", "atpn_edge.compress.commands",
+COMMAND_MODULES: tuple[str, ...] = ("atpn_edge.export.commands", "atpn_edge.track.commands", "atpn_edge.runner.commands",
                                    "atpn_edge.bench.commands")
 
 
@@ -241,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train, val or test (synthetic: seeds 0, 1, 2); default: the data set's test protocol")
     p.add_argument("--limit", type=int, help="at most this many samples (synthetic: the set size, default 1000)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--cache-dir", default="runs/cache")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     p.add_argument("--ced", help="also save the cumulative error curve as this PNG")
     p.add_argument("--json")
     p.set_defaults(func=cmd_eval)

@@ -40,11 +40,11 @@ def _train_float(out: Path, quick: bool) -> tuple[Path, dict]:
 def _evaluate_checkpoint(checkpoint: Path, num_test: int, cache_dir: str) -> tuple[dict, object]:
     from atpn_edge.evaluate import evaluate
     from atpn_edge.train.checkpoint import load_checkpoint
-    from atpn_edge.data.registry import synthetic_split
+    from atpn_edge.data.registry import open_eval_set
     from atpn_edge.train.predict import torch_predict_fn
 
     model, meta = load_checkpoint(checkpoint)
-    test = synthetic_split("test", num_test, int(meta["meta"]["num_landmarks"]), int(meta["meta"]["input_size"]), cache_dir)
+    test = open_eval_set("synthetic", "test", num_test, int(meta["meta"]["num_landmarks"]), int(meta["meta"]["input_size"]), cache_dir)
     return evaluate(torch_predict_fn(model), test, progress=True)
 
 
@@ -61,13 +61,13 @@ def _exports(checkpoint: Path, out: Path, eval_images: int) -> dict[str, dict]:
 
     out.mkdir(parents=True, exist_ok=True)
     reports = {}
-    for fmt in ("tflite", "onnx"):
-        path = out / f"atpn_fp32.{fmt}"
+    for format_name in ("tflite", "onnx"):
+        path = out / f"atpn_fp32.{format_name}"
         report = read_json_or_none(str(path) + ".accuracy.json")
         expected_data = f"synthetic test, {eval_images} crops"
         if not (path.is_file() and report and report.get("source") == str(checkpoint) and report.get("eval_data") == expected_data):
-            report = export_artifact(str(checkpoint), fmt, "fp32", str(path), eval_images=eval_images, eval_split="test")
-        reports[f"fp32_{fmt}"] = report
+            report = export_artifact(str(checkpoint), format_name, "fp32", str(path), eval_images=eval_images, eval_split="test")
+        reports[f"fp32_{format_name}"] = report
     return reports
 
 
@@ -110,7 +110,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     seconds["train_and_eval"] = time.perf_counter() - t
 
     t = _stage("post-training int8 quantization (recipes/ptq_int8.yaml), TFLite + ONNX int8, scored in their runtimes")
-    from atpn_edge.compress.runner import run_recipe
+    from atpn_edge.runner.run import run_recipe
 
     ptq = run_recipe(RECIPE.parent / "ptq_int8.yaml", checkpoint, out / "compress" / "ptq_int8",
                      eval_samples=n_eval, cache_dir=train_config["cache_dir"])
@@ -240,8 +240,8 @@ def _summary(report: dict) -> list[str]:
                      "68 points, tight-box crops; evaluation only): " + ", ".join(
                          f"{label} NME {r['real_nme']:.1%}" for label, r in real.items() if r.get("real_nme") is not None)
                      + f" (synthetic test: float {real['float'].get('nme') or float('nan'):.1%}).")
-    for fmt, error in (report.get("export_errors") or {}).items():
-        lines.append(f"- **int8 {fmt} export failed its verification and is left out**: {error}")
+    for format_name, error in (report.get("export_errors") or {}).items():
+        lines.append(f"- **int8 {format_name} export failed its verification and is left out**: {error}")
     lines.append("")
     return lines
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 
 def _threads(text: str) -> tuple[int, ...]:
@@ -115,7 +116,7 @@ def register(subparsers) -> None:
                         "int8/fp32 ratio this host and runtime give a well-formed graph, in the same run")
     p.add_argument("--profile", action="store_true",
                    help="also profile every .tflite/.onnx per block (profile.json/md/png in --out; see `atpn-edge profile`)")
-    p.add_argument("--cache-dir", default="runs/cache")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     p.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.md and the PNG plots")
     p.add_argument("--json", help="also write the result JSON here")
     p.set_defaults(func=cmd_bench)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from atpn_edge.bench.report import RUNTIME_NAMES
 from atpn_edge.errors import UserError
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,12 @@ def train_one(label: str, budget: Budget, out_dir: Path, cache_dir: str, progres
 
 
 def run_compare(out_dir: str | os.PathLike = "runs/compare", budget: str = "demo", threads: tuple[int, ...] = (1,),
-                models: str | list[str] | None = None, num_images: int | None = None, cache_dir: str = "runs/cache",
+                models: str | list[str] | None = None, num_images: int | None = None, cache_dir: str = DEFAULT_CACHE_DIR,
                 progress: bool = True) -> dict[str, Any]:
     """Train (or reuse), export and benchmark the comparison -> the compare JSON dict; writes
     out_dir/compare.json, compare.md and compare_latency_nme.png / compare_size_nme.png."""
     from atpn_edge.bench import report
-    from atpn_edge.bench.harness import PEER_MEDIAPIPE, BenchConfig, Entry, export_checkpoint, run_bench, _one_line
+    from atpn_edge.bench.harness import PEER_MEDIAPIPE, BenchConfig, export_checkpoint, run_bench, _one_line
     from atpn_edge.bench.timing import TimingConfig
 
     if budget not in BUDGETS:
@@ -222,7 +223,7 @@ def write_verdict(rows: list[dict[str, Any]], plan: Budget, host: dict[str, Any]
     """Sentences the measured rows support (each with its numbers); checks the issue's targets."""
     lines: list[str] = []
     threads = min({r["threads"] for r in rows}) if rows else 1
-    f32, i8 = find_row(rows, "atpn", "float", threads), find_row(rows, "atpn", "int8", threads)
+    i8 = find_row(rows, "atpn", "int8", threads)
     mp = find_row(rows, "mediapipe-face-landmark", "fp16 weights", threads)
     where = f"LiteRT XNNPACK, {threads} thread(s), same run"
     lines += int8_speed_lines(rows, host or {}, threads)

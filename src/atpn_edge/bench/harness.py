@@ -25,6 +25,7 @@ import numpy as np
 from atpn_edge.bench.timing import TimingConfig
 from atpn_edge.data.registry import real_faces_or_none
 from atpn_edge.errors import UserError
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class BenchConfig:
     real_faces: bool = True  # also score every model on the built-in real photographs (--data real), when installed
     reference: str | None = None  # a registered model exported untrained (fp32 + int8 .tflite) and timed alongside
     profile: bool = False  # also profile every .tflite/.onnx per block (bench.profile), at the first thread count
-    cache_dir: str = "runs/cache"
+    cache_dir: str = DEFAULT_CACHE_DIR
     progress: bool = True
 
 
@@ -300,9 +301,9 @@ def load_runner(entry: Entry, threads: int):
         x = predictor.prepare(np.full((1, 112, 112, 3), 128, np.uint8))
         return predictor, lambda: predictor.run_normalized(x)
     from atpn_edge.runtime.base import preprocess
-    from atpn_edge.runtime.loader import load_predictor
+    from atpn_edge.predictors import open_predictor
 
-    predictor = load_predictor(entry.path, runtime=entry.runtime, threads=threads)
+    predictor = open_predictor(entry.path, runtime=entry.runtime, threads=threads)
     x = preprocess(np.full((1, 112, 112, 3), 128, np.uint8))
     return predictor, lambda: predictor.run_normalized(x)
 
@@ -319,15 +320,9 @@ def evaluate_entry(entry: Entry, dataset, progress: bool) -> dict[str, Any]:
 
 
 def open_data(config: BenchConfig, num_points: int = 98):
-    from atpn_edge.data.registry import open_dataset, parse_data_spec
+    from atpn_edge.data.registry import open_eval_set
 
-    spec = parse_data_spec(config.data)
-    if spec.kind == "synthetic":
-        from atpn_edge.data.registry import synthetic_split
-
-        return synthetic_split(config.split, config.num_images, num_points, 112, config.cache_dir)
-    return open_dataset(spec, split=config.split, size=112, num_points=num_points, augment=False, seed=0,
-                        limit=config.num_images)
+    return open_eval_set(config.data, config.split, config.num_images, num_points, 112, config.cache_dir)
 
 
 def _precision_kind(variant: str) -> str:
@@ -348,7 +343,7 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
     Writes out_dir/bench.json, bench.md, bench_latency_nme.png and bench_size_nme.png when `write`.
     """
     from atpn_edge.bench import report
-    from atpn_edge.bench.host import host_info, measure_peak, peak_share
+    from atpn_edge.bench.host import host_info, measure_peak
     from atpn_edge.bench.timing import time_interleaved
 
     config = config or BenchConfig(data=data, threads=tuple(threads), **overrides)
@@ -402,7 +397,6 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
 
     peak = measure_peak(tuple(sorted(set(config.threads)))) if config.measure_peak else {}
     rows: list[dict[str, Any]] = []
-    tool_rows: list[dict[str, Any]] = []
     for threads_now in config.threads:
         timings: dict[int, Any] = {}
         if config.target == "host":

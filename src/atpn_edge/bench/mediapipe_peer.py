@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from atpn_edge.errors import UserError
+from atpn_edge.runtime.base import face_score_from_logit
 
 INPUT_SIZE = 192
 FILE_NAME = "face_landmark.tflite"
@@ -113,7 +114,7 @@ class MediaPipeFaceLandmark:
         for i in range(len(x)):
             out = self.run_normalized(x[i : i + 1])
             meshes.append(out["mesh"][0])
-            scores.append(1.0 / (1.0 + np.exp(-out["face_logit"][0])))
+            scores.append(face_score_from_logit(out["face_logit"])[0])
         mesh = np.stack(meshes)
         # pixel centres: u = (x + 0.5) / S would be for integer pixel indices; MediaPipe's
         # coordinates are continuous in [0, S], so u = x / S.

@@ -5,6 +5,7 @@
     prune.py        prune_channels() (torch-pruning DepGraph), pruned checkpoints, load_any_checkpoint()
     finetune.py     finetune(): the trainer's loss/batching with a per-epoch atomic state file
     sensitivity.py  per-unit int8 sensitivity table and chart
-    runner.py       run_recipe(recipe, checkpoint, out_dir, data) -> report dict (report.json/.md/.png)
-    commands.py     `atpn-edge quantize` / `atpn-edge prune`
+
+Running a recipe end to end (these steps, then export and measurement) is atpn_edge.runner's job:
+compress/ never imports export/.
 """

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from atpn_edge.errors import UserError
+from atpn_edge.models.structure import STRUCTURE_KEY, model_structure
 
 log = logging.getLogger(__name__)
 
-STRUCTURE_KEY = "pruned_structure"
 
 
 def output_layers(model: nn.Module) -> list[nn.Module]:
@@ -109,49 +109,6 @@ def prune_channels(
 
 
 # --------------------------------------------------------------------------- pruned checkpoints
-def model_structure(model: nn.Module) -> dict[str, dict[str, int]]:
-    """Channel counts of every prunable layer: what model_options cannot express after pruning."""
-    structure: dict[str, dict[str, int]] = {}
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Conv2d):
-            structure[name] = {"in_channels": m.in_channels, "out_channels": m.out_channels, "groups": m.groups}
-        elif isinstance(m, nn.BatchNorm2d):
-            structure[name] = {"num_features": m.num_features}
-        elif isinstance(m, nn.Linear):
-            structure[name] = {"in_features": m.in_features, "out_features": m.out_features}
-    return structure
-
-
-def apply_structure(model: nn.Module, structure: dict[str, dict[str, int]], source: str = "structure") -> nn.Module:
-    """Resize a freshly built model's layers to `structure` (uninitialised weights: load a state dict next)."""
-    modules = dict(model.named_modules())
-    for name, counts in structure.items():
-        m = modules.get(name)
-        if m is None:
-            raise UserError(f"{source}: pruned layer '{name}' does not exist in {getattr(model, 'name', 'the model')}")
-        if isinstance(m, nn.Conv2d):
-            m.in_channels, m.out_channels, m.groups = counts["in_channels"], counts["out_channels"], counts["groups"]
-            shape = (m.out_channels, m.in_channels // m.groups, *m.kernel_size)
-            m.weight = nn.Parameter(torch.empty(shape))
-            if m.bias is not None:
-                m.bias = nn.Parameter(torch.empty(m.out_channels))
-        elif isinstance(m, nn.BatchNorm2d):
-            n = counts["num_features"]
-            m.num_features = n
-            if m.affine:
-                m.weight, m.bias = nn.Parameter(torch.ones(n)), nn.Parameter(torch.zeros(n))
-            if m.track_running_stats:
-                m.running_mean, m.running_var = torch.zeros(n), torch.ones(n)
-        elif isinstance(m, nn.Linear):
-            m.in_features, m.out_features = counts["in_features"], counts["out_features"]
-            m.weight = nn.Parameter(torch.empty(m.out_features, m.in_features))
-            if m.bias is not None:
-                m.bias = nn.Parameter(torch.empty(m.out_features))
-        else:
-            raise UserError(f"{source}: layer '{name}' is a {type(m).__name__}, not a prunable layer")
-    return model
-
-
 def save_pruned_checkpoint(path: str | os.PathLike, model: nn.Module, *, metrics: dict | None = None,
                            train_config: dict | None = None, pruning: dict | None = None) -> None:
     """An atpn-edge checkpoint (atomic write) that also stores the pruned channel counts."""

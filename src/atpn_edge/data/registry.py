@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("synthetic", "real", "wflw", "300w", "300w-lp", "aflw2000", "300vw", "wider")
 SYNTHETIC_SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+# Where rendered synthetic splits are cached (one place; every --cache-dir defaults to it).
+DEFAULT_CACHE_DIR = "runs/cache"
 SYNTHETIC_SIZES = {"train": 20000, "val": 1000, "test": 1000}
 # Native landmark count of each kind (None: no landmarks).
 NATIVE_POINTS = {"synthetic": None, "real": 68, "wflw": 98, "300w": 68, "300w-lp": 68, "aflw2000": 68, "300vw": 68,
@@ -211,6 +213,16 @@ def synthetic_split(split: str, num_samples: int, num_points: int, input_size: i
     """The cached synthetic set of a split (train: seed 0, val: seed 1, test: seed 2) as samples."""
     from atpn_edge.data.synthetic import SyntheticConfig, SyntheticFaces
 
-    seed = {"train": 0, "val": 1, "test": 2}[split]
+    seed = SYNTHETIC_SPLIT_SEEDS[split]
     faces = SyntheticFaces(num_samples=num_samples, seed=seed, config=SyntheticConfig(size=input_size, num_points=num_points))
     return faces.cached(cache_dir)
+
+
+def open_eval_set(data: str | DataSpec, split: str, num_images: int | None, num_points: int, size: int = 112,
+                  cache_dir: str = DEFAULT_CACHE_DIR) -> Sequence[Sample]:
+    """The evaluation images of `--data` (synthetic: the cached split, rendered once; KIND:PATH: its
+    loader, unaugmented, the first `num_images`) — the one way every command opens them."""
+    spec = parse_data_spec(data) if isinstance(data, str) else data
+    if spec.kind == "synthetic":
+        return synthetic_split(split, num_images or SYNTHETIC_SIZES[split], num_points, size, cache_dir)
+    return open_dataset(spec, split=split, size=size, num_points=num_points, augment=False, seed=0, limit=num_images)

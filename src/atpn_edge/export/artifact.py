@@ -67,9 +67,10 @@ def _normalised_inputs(images: Any, what: str, input_size: int) -> np.ndarray:
 
 
 def _torch_outputs(model: nn.Module, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    from atpn_edge.runtime.torch_predictor import TorchPredictor
+    from atpn_edge.compress.pt2e import QuantizedModel
+    from atpn_edge.train.predict import TorchPredictor
 
-    predictor = TorchPredictor(model)
+    predictor = TorchPredictor(QuantizedModel(model) if isinstance(model, torch.fx.GraphModule) else model)
     rows = [predictor.run_normalized(inputs[i : i + 1]) for i in range(len(inputs))]
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -16,15 +17,9 @@ def _data_crops(data: str, split: str, count: int, num_points: int, input_size: 
     """(N, S, S, 3) uint8 crops and the samples they came from."""
     import numpy as np
 
-    from atpn_edge.data.registry import open_dataset, parse_data_spec
+    from atpn_edge.data.registry import open_eval_set
 
-    spec = parse_data_spec(data)
-    if spec.kind == "synthetic":
-        from atpn_edge.data.registry import synthetic_split
-
-        samples = synthetic_split(split, count, num_points, input_size, cache_dir)
-    else:
-        samples = open_dataset(spec, split=split, size=input_size, num_points=num_points, augment=False, limit=count)
+    samples = open_eval_set(data, split, count, num_points, input_size, cache_dir)
     crops = np.stack([samples[i].image for i in range(min(count, len(samples)))])
     return crops, samples
 
@@ -67,7 +62,7 @@ def export_artifact(
     int8_io: bool | None = None,
     quantizer: str = "pt2e",
     threads: int = 1,
-    cache_dir: str = "runs/cache",
+    cache_dir: str = DEFAULT_CACHE_DIR,
     eval_split: str = "val",
 ) -> dict:
     """Export, verify (parity and int8-ness), then score the artifact in its runtime; returns the report
@@ -171,6 +166,6 @@ def register(sub) -> None:
                     help="float32 input and outputs around an int8 graph (adds QUANTIZE / DEQUANTIZE ops)")
     p.add_argument("--quantizer", default="pt2e", choices=list(INT8_QUANTIZERS), help="TFLite int8 route")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--cache-dir", default="runs/cache")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     p.add_argument("--json")
     p.set_defaults(func=cmd_export)

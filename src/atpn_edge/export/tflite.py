@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from atpn_edge.errors import UserError
+from atpn_edge.runtime.base import FACE_LOGIT, deployed_name
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ class ExportHead(nn.Module):
         result: dict[str, torch.Tensor] = {}
         for name in self.output_names:
             value = values[name]
-            if name == "face_logit":
-                result["face_score"] = torch.sigmoid(value)
+            if name == FACE_LOGIT:  # the graph computes face_score_from_logit's sigmoid itself
+                result[deployed_name(name)] = torch.sigmoid(value)
                 continue
             if self.float_boundary:
                 value = (value + _FLOAT_BOUNDARY) - _FLOAT_BOUNDARY
@@ -85,7 +86,7 @@ class NHWCInput(nn.Module):
 
 
 def exported_output_names(output_names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple("face_score" if n == "face_logit" else n for n in output_names)
+    return tuple(deployed_name(n) for n in output_names)
 
 
 def _convert(module: nn.Module, sample: torch.Tensor, quant_config=None) -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from atpn_edge.errors import UserError
-from atpn_edge.runtime.base import OUTPUT_NAMES, preprocess
+from atpn_edge.runtime.base import FACE_LOGIT, OUTPUT_NAMES, face_score_from_logit, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ def map_output_names(raw_names: list[str], shapes: list[tuple[int, ...]], metada
 
 def finish_outputs(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Predictor conventions: face_score a probability in (B,), face_logit turned into face_score."""
-    if "face_logit" in outputs and "face_score" not in outputs:
-        outputs["face_score"] = 1.0 / (1.0 + np.exp(-outputs.pop("face_logit")))
+    if FACE_LOGIT in outputs and "face_score" not in outputs:
+        outputs["face_score"] = face_score_from_logit(outputs.pop(FACE_LOGIT))
     if "face_score" in outputs:
         outputs["face_score"] = outputs["face_score"].reshape(-1).astype(np.float32)
     return {k: v.astype(np.float32) for k, v in outputs.items()}

@@ -30,6 +30,19 @@ PREPROCESSING = {
 }
 
 OUTPUT_NAMES = ("landmarks", "pose", "face_score", "face_box")
+# The tracking head's raw output; every Predictor and every exported graph turns it into face_score.
+FACE_LOGIT = "face_logit"
+
+
+def deployed_name(model_output: str) -> str:
+    """A model's output name -> the Predictor / artifact output name (face_logit -> face_score)."""
+    return "face_score" if model_output == FACE_LOGIT else model_output
+
+
+def face_score_from_logit(logit: np.ndarray) -> np.ndarray:
+    """The one logit -> probability rule (a sigmoid), (B, ...) -> (B,) float32."""
+    logit = np.asarray(logit, dtype=np.float64).reshape(-1)
+    return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
 
 def preprocess(images: np.ndarray, layout: str = "NCHW") -> np.ndarray:

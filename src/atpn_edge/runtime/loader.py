@@ -1,4 +1,4 @@
-"""`load_predictor(path)`: the one entry point that picks an adapter from the file and --runtime. No torch."""
+"""`load_predictor(path)`: picks the torch-free adapter of an exported artifact from the file and --runtime."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "torch")
 _SUFFIX_RUNTIMES = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",), ".pt": ("torch",), ".pth": ("torch",)}
 
 
-def load_predictor(path: str | os.PathLike, runtime: str | None = None, threads: int = 1) -> Predictor:
-    """.tflite -> LiteRT (or tflite-runtime), .onnx -> ONNX Runtime, .pt checkpoint -> torch."""
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def check_model_file(path: str | os.PathLike, runtime: str | None = None, threads: int = 1) -> Path:
+    """Validate a --model file against --runtime and --threads (UserError naming the problem) -> Path."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _SUFFIX_RUNTIMES:
@@ -26,16 +29,21 @@ def load_predictor(path: str | os.PathLike, runtime: str | None = None, threads:
         raise UserError(f"--threads {threads}: must be at least 1")
     if not path.is_file():
         raise UserError(f"--model {path}: no such file")
+    return path
+
+
+def load_predictor(path: str | os.PathLike, runtime: str | None = None, threads: int = 1) -> Predictor:
+    """An exported artifact -> its torch-free Predictor: .tflite -> LiteRT (or tflite-runtime), .onnx ->
+    ONNX Runtime. PyTorch checkpoints open through `atpn_edge.predictors.open_predictor`."""
+    path = check_model_file(path, runtime, threads)
+    suffix = path.suffix.lower()
+    if suffix in CHECKPOINT_SUFFIXES:
+        raise UserError(f"--model {path}: a PyTorch checkpoint, not an exported artifact (open it with "
+                        "atpn_edge.predictors.open_predictor, which needs torch)")
     if suffix == ".tflite":
         from atpn_edge.runtime.litert import LiteRTPredictor
 
         return LiteRTPredictor(path, runtime=runtime, threads=threads)
-    if suffix == ".onnx":
-        from atpn_edge.runtime.onnx import OnnxPredictor
+    from atpn_edge.runtime.onnx import OnnxPredictor
 
-        return OnnxPredictor(path, threads=threads)
-    try:
-        from atpn_edge.runtime.torch_predictor import TorchPredictor
-    except ImportError as e:
-        raise UserError(f"--runtime torch: torch is not installed, cannot run checkpoint {path}") from e
-    return TorchPredictor.from_checkpoint(path, threads=threads)
+    return OnnxPredictor(path, threads=threads)

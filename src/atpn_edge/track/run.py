@@ -305,7 +305,7 @@ def run_track(model_path: str | os.PathLike, out_dir: str | os.PathLike, input: 
     """Track `input` (or every 300VW test video of `categories` when `data="300vw:PATH"`).
 
     Returns the summary dict (also written to out_dir/summary.json). `predict_fn`/`detect_fn`
-    replace the model/detector (tests); otherwise the model comes from `load_predictor`.
+    replace the model/detector (tests); otherwise the model comes from `predictors.open_predictor`.
     """
     from atpn_edge.io import write_json
     from atpn_edge.runtime.detector import detect_faces
@@ -315,9 +315,9 @@ def run_track(model_path: str | os.PathLike, out_dir: str | os.PathLike, input: 
     described = {"model": str(model_path), "runtime": runtime, "threads": threads}
     num_points = 98
     if predict_fn is None:
-        from atpn_edge.runtime.loader import load_predictor
+        from atpn_edge.predictors import open_predictor
 
-        predictor = load_predictor(model_path, runtime=runtime, threads=threads)
+        predictor = open_predictor(model_path, runtime=runtime, threads=threads)
         predict_fn, num_points = predictor.predict, predictor.num_landmarks
         described["runtime"] = predictor.runtime
         if "face_score" not in predictor.outputs:

@@ -26,6 +26,7 @@ import torch
 import atpn_edge
 from atpn_edge.errors import UserError
 from atpn_edge.io import atomic_path
+from atpn_edge.models.structure import STRUCTURE_KEY, apply_structure
 from atpn_edge.runtime.base import PREPROCESSING
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,8 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | None = None) ->
         model = rebuild_model(name, checkpoint["model_options"])
     except (UserError, TypeError, ValueError) as e:
         raise UserError(f"{path}: cannot rebuild model '{name}': {e}") from e
-    if "pruned_structure" in checkpoint:  # channel-pruned: resize the fresh model's layers first
-        from atpn_edge.compress.prune import apply_structure
-
-        apply_structure(model, checkpoint["pruned_structure"], source=str(path))
+    if STRUCTURE_KEY in checkpoint:  # channel-pruned: resize the fresh model's layers first
+        apply_structure(model, checkpoint[STRUCTURE_KEY], source=str(path))
     load_weights(model, checkpoint["state_dict"], source=str(path))
     model.eval()
     return model, checkpoint

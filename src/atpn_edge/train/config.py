@@ -10,6 +10,7 @@ from typing import Any
 
 from atpn_edge.errors import UserError
 from atpn_edge.io import read_yaml, recipe_path
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class TrainConfig:
     threads: int = 2  # torch intra-op threads per process
     num_workers: int = 0  # DataLoader workers (0: load in the training process)
     seed: int = 0
-    cache_dir: str = "runs/cache"
+    cache_dir: str = DEFAULT_CACHE_DIR
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

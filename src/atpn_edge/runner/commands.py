@@ -1,6 +1,6 @@
 """`atpn-edge quantize` and `atpn-edge prune`: run a compression recipe on a checkpoint.
 
-Both call `atpn_edge.compress.runner.run_recipe`; heavy imports happen inside the functions.
+Both call `atpn_edge.runner.run.run_recipe`; heavy imports happen inside the functions.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _run(args, allowed: tuple[str, ...], command: str) -> None:
     from pathlib import Path
 
     from atpn_edge.compress.recipe import load_recipe
-    from atpn_edge.compress.runner import run_recipe
+    from atpn_edge.runner.run import run_recipe
 
     recipe = load_recipe(args.recipe)
     kinds = {s.kind for s in recipe.steps}
