@@ -128,3 +128,33 @@ def test_output_names_mapped_by_name_order_or_shape():
     assert by_shape == {"a": "landmarks", "b": "pose", "c": "face_score", "d": "face_box"}
     with pytest.raises(UserError, match="cannot tell"):
         map_output_names(["x"], [(1, 17)], {})
+
+
+@pytest.mark.parametrize("kind", ["tflite", "tflite_nhwc", "onnx"])
+def test_inference_call_runs_the_same_model_on_the_same_input(artifacts, images, kind):
+    """bench times inference_call (the runtime's inference alone, input already in place): it must be
+    the model predict() runs, on the crop it was given, in the right layout."""
+    from atpn_edge.runtime.base import preprocess
+
+    predictor = load_predictor(artifacts[kind], threads=1)
+    x = preprocess(images[1:2])
+    call = predictor.inference_call(x)
+    want = predictor.run_normalized(x)["landmarks"]
+    call()
+    if kind == "onnx":  # functools.partial(session.run_with_iobinding, binding)
+        raw = dict(zip(predictor.raw_names, call.args[0].copy_outputs_to_cpu()))
+    else:  # the bare Interpreter.invoke of a second interpreter
+        interpreter = call.__self__
+        raw = {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+    got = [v.reshape(want.shape) for v in raw.values() if v.size == want.size]
+    assert len(got) == 1
+    np.testing.assert_allclose(got[0], want, atol=1e-6)
+
+
+def test_torch_inference_call_matches_predict(tiny, images):
+    from atpn_edge.runtime.base import preprocess
+
+    predictor = TorchPredictor(tiny)
+    x = preprocess(images[:1])
+    out = predictor.inference_call(x)()
+    np.testing.assert_allclose(out["landmarks"].numpy(), predictor.predict(images[:1])["landmarks"], atol=1e-6)

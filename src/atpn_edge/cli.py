@@ -119,8 +119,8 @@ def cmd_eval(args) -> None:
     dataset = open_eval_set(spec, args.split, limit, described["num_landmarks"], 112, args.cache_dir)
     if len(dataset) == 0:
         raise UserError(f"--data {args.data} --split {args.split}: no images to evaluate")
-    result, nmes = evaluate(predict, dataset, batch_size=args.batch_size)
-    result = {**result, "model": args.model, "runtime": described["runtime"], "data": args.data, "split": args.split}
+    scores, nmes = evaluate(predict, dataset, batch_size=args.batch_size)
+    result = {**scores.to_json(), "model": args.model, "runtime": described["runtime"], "data": args.data, "split": args.split}
     print(f"{args.model} [{described['runtime']}] on {args.data} {args.split}: {result['n_images']} images, "
           f"NME {result['nme']:.4f}, FR@0.1 {result['fr_10']:.4f}, AUC@0.1 {result['auc_10']:.4f}"
           + (f", pose MAE {result['pose_mae']['mean']:.2f} deg" if result["pose_mae"] else ""))

@@ -45,7 +45,8 @@ def _evaluate_checkpoint(checkpoint: Path, num_test: int, cache_dir: str) -> tup
 
     model, meta = load_checkpoint(checkpoint)
     test = open_eval_set("synthetic", "test", num_test, int(meta["meta"]["num_landmarks"]), int(meta["meta"]["input_size"]), cache_dir)
-    return evaluate(torch_predict_fn(model), test, progress=True)
+    scores, nmes = evaluate(torch_predict_fn(model), test, progress=True)
+    return scores.to_json(), nmes
 
 
 def _stage(name: str):

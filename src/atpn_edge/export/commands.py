@@ -105,13 +105,13 @@ def export_artifact(
         _, val = _data_crops(data, eval_split, eval_images, num_points, input_size, cache_dir)
         predictor = load_predictor(result.path, threads=threads)
         artifact_metrics, _ = evaluate(predictor.predict, val, progress=True)
-        report["accuracy"] = {"artifact": dict(artifact_metrics, measured_on=format, runtime=predictor.runtime)}
+        report["accuracy"] = {"artifact": dict(artifact_metrics.to_json(), measured_on=format, runtime=predictor.runtime)}
         if float_model is not None:
             float_metrics, _ = evaluate(torch_predict_fn(float_model), val, progress=True)
-            report["accuracy"]["float"] = dict(float_metrics, measured_on="pytorch", runtime="torch")
-            report["nme_drop_rel"] = artifact_metrics["nme"] / float_metrics["nme"] - 1
-            if artifact_metrics["pose_mae"] and float_metrics["pose_mae"]:
-                report["pose_mae_delta"] = artifact_metrics["pose_mae"]["mean"] - float_metrics["pose_mae"]["mean"]
+            report["accuracy"]["float"] = dict(float_metrics.to_json(), measured_on="pytorch", runtime="torch")
+            report["nme_drop_rel"] = artifact_metrics.nme / float_metrics.nme - 1
+            if artifact_metrics.pose_mae and float_metrics.pose_mae:
+                report["pose_mae_delta"] = artifact_metrics.pose_mae_mean - float_metrics.pose_mae_mean
         report["eval_data"] = f"{data} {eval_split}, {len(val)} crops"
     write_json(str(result.path) + ".accuracy.json", report)
     return report

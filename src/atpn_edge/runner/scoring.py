@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from atpn_edge.evaluate import EvalResult
 
-def metrics_row(result: dict, measured_on: str, float_nme: float | None, **extra) -> dict:
+
+def metrics_row(result: EvalResult, measured_on: str, float_nme: float | None, **extra) -> dict:
     row = {
-        "nme": result["nme"], "fr_10": result["fr_10"], "auc_10": result["auc_10"],
-        "pose_mae": (result.get("pose_mae") or {}).get("mean"),
-        "pose_mae_axes": {k: v for k, v in (result.get("pose_mae") or {}).items() if k != "mean"},
-        "face_score_acc": result.get("face_score_acc"), "box_iou": result.get("box_iou"),
-        "n_images": result.get("n_images"), "measured_on": measured_on,
-        "nme_drop_rel": 0.0 if float_nme is None else result["nme"] / float_nme - 1.0,
+        "nme": result.nme, "fr_10": result.fr_10, "auc_10": result.auc_10,
+        "pose_mae": result.pose_mae_mean, "pose_mae_axes": result.pose_mae_axes,
+        "face_score_acc": result.face_score_acc, "box_iou": result.box_iou,
+        "n_images": result.n_images, "measured_on": measured_on,
+        "nme_drop_rel": 0.0 if float_nme is None else result.nme / float_nme - 1.0,
     }
     row.update(extra)
     return row
@@ -29,6 +30,6 @@ def scored(predict_fn, sets: tuple, measured_on: str, float_row: dict | None, pr
     if real_set is not None:
         real, _ = evaluate(predict_fn, real_set, progress=False)
         float_real = None if float_row is None else float_row.get("real_nme")
-        row.update(real_nme=real["nme"], real_n_images=real["n_images"],
-                   real_nme_drop_rel=0.0 if float_row is None else (real["nme"] / float_real - 1.0 if float_real else None))
+        row.update(real_nme=real.nme, real_n_images=real.n_images,
+                   real_nme_drop_rel=0.0 if float_row is None else (real.nme / float_real - 1.0 if float_real else None))
     return row, nmes

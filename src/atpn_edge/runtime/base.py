@@ -10,7 +10,7 @@ Outputs are looked up by name, never by position.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -63,4 +63,11 @@ class Predictor(Protocol):
 
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """(B, S, S, 3) uint8 RGB crops -> named outputs as documented above."""
+        ...
+
+    def inference_call(self, x: np.ndarray) -> Callable[[], object]:
+        """A zero-argument call that runs only the runtime's inference on the normalised crop x
+        (1, 3, S, S), already placed in the input tensor: what TFLite's benchmark_model and
+        onnxruntime_perf_test time. Layout changes, quantization of the input and reading the
+        outputs back, which an app does once in its own code, are outside it."""
         ...

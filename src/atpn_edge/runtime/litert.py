@@ -70,6 +70,7 @@ class LiteRTPredictor(BatchOneAdapter):
         self.runtime = runtime or default_tflite_runtime()
         self.name = path.name
         self.path = path
+        self.threads = threads
         self.metadata: dict[str, Any] = read_sidecar(path)
         Interpreter = interpreter_class(self.runtime)
         try:
@@ -103,13 +104,25 @@ class LiteRTPredictor(BatchOneAdapter):
         log.info("loaded %s in %s (%d threads): input %s %s, outputs %s", path, self.runtime, threads,
                  self.layout, self.input_detail["dtype"].__name__, self.output_map)
 
-    def run_normalized(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def _input_tensor(self, x: np.ndarray) -> np.ndarray:
+        """(1, 3, S, S) normalised float -> the input tensor's layout and dtype."""
         if self.layout == "NHWC":
             x = x.transpose(0, 2, 3, 1)  # (1, 3, S, S) -> (1, S, S, 3)
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.input_quant is not None:
             x = quantize(x, *self.input_quant, self.input_detail["dtype"])
-        raw = self.runner(**{self.input_name: x})
+        return x
+
+    def inference_call(self, x: np.ndarray):
+        # A second interpreter of the same file: the signature runner resizes, allocates and copies the
+        # outputs on every call, and while it exists the interpreter's own invoke() refuses to run.
+        interpreter = interpreter_class(self.runtime)(model_path=str(self.path), num_threads=self.threads)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], self._input_tensor(x))
+        return interpreter.invoke
+
+    def run_normalized(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        raw = self.runner(**{self.input_name: self._input_tensor(x)})
         outputs = {}
         for raw_name, value in raw.items():
             q = self.output_quant[raw_name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -67,6 +68,15 @@ class OnnxPredictor(BatchOneAdapter):
         self.outputs = tuple(n for n in OUTPUT_NAMES if n in named)
         landmark = [o for o in outputs if self.output_map[o.name] == "landmarks"]
         self.num_landmarks = int(landmark[0].shape[-2]) if landmark else 0
+
+    def inference_call(self, x: np.ndarray):
+        if self.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x, dtype=np.float32))
+        for name in self.raw_names:
+            binding.bind_output(name, "cpu")
+        return functools.partial(self.session.run_with_iobinding, binding)
 
     def run_normalized(self, x: np.ndarray) -> dict[str, np.ndarray]:
         if self.layout == "NHWC":

@@ -54,6 +54,15 @@ class TorchPredictor:
             outputs = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
         return finish_outputs({k: v.detach().float().cpu().numpy() for k, v in outputs.items()})
 
+    def inference_call(self, x: np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+        def forward() -> object:
+            with torch.no_grad():
+                return self.model(tensor)
+
+        return forward
+
     def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
         if self.threads:
             torch.set_num_threads(self.threads)

@@ -169,7 +169,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
             entry["replica_checksums"] = _replica_checksums(model)
         if ctx.is_main:
             model.eval()
-            val, _ = evaluate(torch_predict_fn(model, device), val_samples, progress=False)
+            val = evaluate(torch_predict_fn(model, device), val_samples, progress=False)[0].to_json()
             entry["val"] = val
             history.append(entry)
             log.info(
