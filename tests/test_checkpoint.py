@@ -60,3 +60,28 @@ def test_checkpoint_from_another_architecture(tmp_path):
         load_checkpoint(path)
     with pytest.raises(UserError, match="expected 'atpn'"):
         load_checkpoint(path, expect_model="atpn")
+
+
+def test_checkpoint_written_before_versions_rebuilds_the_first_atpn(tmp_path):
+    """ATPN version 2 (the int8-friendly channel plan) is the default; a checkpoint whose options predate
+    the `version` option was written by version 1 and must load as version 1, with its own weights."""
+    from atpn_edge.train.checkpoint import read_checkpoint
+
+    assert build_model("atpn").options["version"] == 2
+    old = build_model("atpn", version=1, heatmap_kernel="gaussian").eval()
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, old)
+    checkpoint = read_checkpoint(path)
+    for option in ("version", "heatmap_kernel"):  # as the first releases wrote them
+        del checkpoint["model_options"][option]
+    torch.save(checkpoint, path)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.options["version"] == 1 and len(loaded.backbone.stage1) == 2
+    x = torch.randn(1, 3, 112, 112)
+    torch.testing.assert_close(loaded(x)["landmarks"], old(x)["landmarks"])
+
+
+@pytest.mark.parametrize("version", [0, 4, "2", True])
+def test_unknown_atpn_version_is_a_user_error(version):
+    with pytest.raises(UserError, match="version"):
+        build_model("atpn", version=version)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from torch import nn
 
 from atpn_edge.errors import UserError
-from atpn_edge.models.atpn import ATPN, ATPN_ARCHS, HEAD_NAMES
+from atpn_edge.models.atpn import ATPN, ATPN_ARCHS, ATPN_VERSIONS, HEAD_NAMES
 from atpn_edge.models.baselines import BASELINE_HEAD_NAMES, PFLD, MobileNetV2Regressor
 from atpn_edge.models.heatmap import HEATMAP_CHANNEL_MODES, HEATMAP_KERNELS
 
@@ -31,10 +31,11 @@ _ATPN_DEFAULTS: dict[str, Any] = {
     "heatmap_channels": "parts",
     "heatmap_sigma": 1.0,
     "heatmap_kernel": "bump",
+    "version": 2,
 }
 # Options added after checkpoints were already written: a stored options dict without one of
 # these was built with the value here (not today's default).
-_ATPN_LEGACY = {"heatmap_kernel": "gaussian"}
+_ATPN_LEGACY = {"heatmap_kernel": "gaussian", "version": 1}
 _BASELINE_DEFAULTS: dict[str, Any] = {
     "num_landmarks": 98,
     "width": 1.0,
@@ -44,8 +45,8 @@ _BASELINE_DEFAULTS: dict[str, Any] = {
 
 # name -> (default options, constructor taking the validated options)
 _REGISTRY: dict[str, tuple[dict[str, Any], Callable[..., nn.Module]]] = {
-    "atpn": (_ATPN_DEFAULTS, lambda **o: ATPN(ATPN_ARCHS["atpn"], **o)),
-    "atpn-lite": (_ATPN_DEFAULTS, lambda **o: ATPN(ATPN_ARCHS["atpn-lite"], **o)),
+    "atpn": (_ATPN_DEFAULTS, lambda version, **o: ATPN(ATPN_ARCHS["atpn", version], **o)),
+    "atpn-lite": (_ATPN_DEFAULTS, lambda version, **o: ATPN(ATPN_ARCHS["atpn-lite", version], **o)),
     "pfld-0.25": ({**_BASELINE_DEFAULTS, "width": 0.25}, lambda **o: PFLD(**o)),
     "pfld-1.0": (_BASELINE_DEFAULTS, lambda **o: PFLD(**o)),
     "mobilenetv2": (_BASELINE_DEFAULTS, lambda **o: MobileNetV2Regressor(**o)),
@@ -83,6 +84,9 @@ def _validate(name: str, options: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"{where}: heatmap_channels must be one of {list(HEATMAP_CHANNEL_MODES)}, got {out['heatmap_channels']!r}")
     if "heatmap_kernel" in out and out["heatmap_kernel"] not in HEATMAP_KERNELS:
         raise UserError(f"{where}: heatmap_kernel must be one of {list(HEATMAP_KERNELS)}, got {out['heatmap_kernel']!r}")
+    if "version" in out and (isinstance(out["version"], bool) or out["version"] not in ATPN_VERSIONS
+                             or (name, out["version"]) not in ATPN_ARCHS):
+        raise UserError(f"{where}: version must be one of {list(ATPN_VERSIONS)}, got {out['version']!r}")
     if "heatmap_sigma" in out:
         sigma = out["heatmap_sigma"]
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0.25 <= sigma <= 8:
