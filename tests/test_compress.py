@@ -174,6 +174,33 @@ def test_finetune_resume_is_exact(model, loss_config, tmp_path):
                            model.state_dict()["landmark_head.regressor.weight"])
 
 
+def test_distillation_pulls_the_student_toward_the_teacher(model, loss_config):
+    """train.distill adds the teacher's outputs as soft targets: after the same fine-tuning the student's
+    landmarks and pose sit nearer the teacher's than without it, and the teacher itself is not trained."""
+    from atpn_edge.compress import finetune as ft
+
+    torch.manual_seed(1)
+    teacher = build_model("atpn-lite").eval()
+    teacher_before = copy.deepcopy(teacher.state_dict())
+    samples = fake_samples(32)
+    x = torch.from_numpy(np.stack([ft.training_loader(samples, 98, TrainParams(batch_size=32, augment=False), 0)
+                                   .dataset[i]["image"] for i in range(32)]))
+
+    def gap(student):
+        with torch.no_grad():
+            a, b = student(x), teacher(x)
+        return float((a["landmarks"] - b["landmarks"]).abs().mean()), float((a["pose"] - b["pose"]).abs().mean())
+
+    runs = {}
+    for distill in (0.0, 5.0):
+        params = TrainParams(epochs=2, lr=2e-3, batch_size=16, train_samples=32, augment=False, distill=distill)
+        runs[distill] = gap(ft.finetune(copy.deepcopy(model), samples, params, loss_config, num_points=98,
+                                        progress=False, teacher=teacher))
+    assert runs[5.0][0] < 0.8 * runs[0.0][0] and runs[5.0][1] < runs[0.0][1], runs
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, teacher_before[k]), k
+
+
 # --------------------------------------------------------------------------- QAT
 @pytest.mark.slow
 def test_qat_trains_converts_and_resumes_from_state(model, loss_config, tmp_path):

@@ -50,6 +50,20 @@ def training_loader(samples: Sequence, num_points: int, params: TrainParams, epo
                                        drop_last=True)
 
 
+def teacher_targets(teacher: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch with its labels replaced by the teacher's outputs (soft targets for distillation).
+    The masks stay the labels': a crop without a face gives no landmark, pose or box target."""
+    with torch.no_grad():
+        out = teacher(batch["image"])
+    soft = dict(batch)
+    for name in ("landmarks", "pose", "face_box"):
+        if name in out:
+            soft[name] = out[name].detach()
+    if "face_logit" in out:
+        soft["face_score"] = torch.sigmoid(out["face_logit"]).detach()
+    return soft
+
+
 def read_state(path: str | os.PathLike | None) -> dict | None:
     if path is None or not Path(path).is_file():
         return None
@@ -71,12 +85,14 @@ def finetune(
     extra_state: dict | None = None,
     progress: bool = True,
     description: str = "finetune",
+    teacher: nn.Module | None = None,
 ) -> nn.Module:
     """Train `model` in place for params.epochs with AdamW + cosine; returns it (in eval mode).
 
     `epoch_hook(model, epoch)` runs before each epoch (QAT freezes observers / BN there; it must
     depend only on the epoch so that resuming replays it). With `state_path`, a finished epoch is
-    saved atomically and an existing state file is resumed from.
+    saved atomically and an existing state file is resumed from. With `teacher` and params.distill > 0
+    the loss adds params.distill times the same multitask loss against the teacher's outputs.
     """
     from atpn_edge.train.losses import multitask_loss
     from atpn_edge.train.trainer import lr_factor
@@ -90,6 +106,9 @@ def finetune(
         from atpn_edge.errors import UserError
 
         raise UserError(f"fine-tuning needs at least one batch: {len(samples)} samples < batch_size {params.batch_size}")
+    distill = teacher is not None and params.distill > 0
+    if distill:
+        teacher.eval()
     torch.manual_seed(params.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
@@ -119,6 +138,8 @@ def finetune(
         for batch in bar:
             outputs = _as_dict(model(batch["image"]), output_names)
             loss, _ = multitask_loss(outputs, batch, loss_config)
+            if distill:
+                loss = loss + params.distill * multitask_loss(outputs, teacher_targets(teacher, batch), loss_config)[0]
             if not torch.isfinite(loss):
                 raise RuntimeError(f"{description} diverged at epoch {epoch + 1}: loss {float(loss)}")
             optimizer.zero_grad(set_to_none=True)

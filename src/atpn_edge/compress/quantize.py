@@ -106,6 +106,7 @@ def qat(
     spec: pt2e.QuantSpec | None = None,
     state_path: str | os.PathLike | None = None,
     progress: bool = True,
+    teacher: nn.Module | None = None,
 ) -> torch.fx.GraphModule:
     """Quantization-aware training from a float model: prepare fake-quant, fine-tune, convert.
 
@@ -123,7 +124,7 @@ def qat(
     finetune(prepared, samples, step.train, loss_config, num_points=num_points, state_path=state_path,
              output_names=names, set_train=lambda m: None, set_eval=lambda m: None, epoch_hook=_qat_hook(step),
              extra_state={"step": "qat", "spec": spec.to_dict(), "epochs": step.train.epochs},
-             progress=progress, description="QAT")
+             progress=progress, description="QAT", teacher=teacher)
     return pt2e.convert(prepared)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from atpn_edge.compress.recipe import load_recipe
+from atpn_edge.compress.recipe import FinetuneStep, load_recipe
 from atpn_edge.data.registry import real_faces_or_none
 from atpn_edge.errors import UserError
 from atpn_edge.data.registry import DEFAULT_CACHE_DIR
@@ -47,22 +47,27 @@ class RunState:
     unpruned_control: nn.Module | None = None  # the unpruned model given the same fine-tuning
     graph: torch.fx.GraphModule | None = None  # the quantized PT2E program
     graph_full_int8: torch.fx.GraphModule | None = None  # mixed precision: the same recipe with nothing kept float
+    teacher: nn.Module | None = None  # the model before the first prune step: soft targets where train.distill > 0
     spec: Any = None  # the pt2e.QuantSpec of `graph`
     calib_images: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- one function per step kind
 def prune_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -> None:
+    if state.teacher is None:
+        state.teacher = copy.deepcopy(state.model).eval()
     if opts.unpruned_control:
         state.unpruned_control = run_unpruned_control(ctx, state.model, opts, index)
-    state.model = run_prune(ctx, state.model, opts, index, ctx.resume)
+    state.model = run_prune(ctx, state.model, opts, index, ctx.resume, teacher=state.teacher)
     report["artifacts"]["pruned_checkpoint"] = str(ctx.out / f"step{index}_pruned.pt")
 
 
 def finetune_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -> None:
-    state.model = run_finetune(ctx, state.model, opts, index)
+    state.model = run_finetune(ctx, state.model, opts, index, teacher=state.teacher)
     if state.unpruned_control is not None:
-        state.unpruned_control = run_finetune(ctx, state.unpruned_control, opts, index, role="unpruned_control")
+        # controls train on the labels alone (see run_unpruned_control)
+        state.unpruned_control = run_finetune(ctx, state.unpruned_control, FinetuneStep(train=dataclasses.replace(
+            opts.train, distill=0.0)), index, role="unpruned_control")
 
 
 def ptq_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -> None:
@@ -93,7 +98,7 @@ def qat_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -
                                        progress=ctx.progress, description="float control (QAT epochs, no quantization)")
     state.pre_quant = state.model
     state.graph = qat(state.model, samples, opts, ctx.loss_config, num_points=ctx.num_points, spec=state.spec,
-                      state_path=ctx.out / f"step{index}_qat_state.pt", progress=ctx.progress)
+                      state_path=ctx.out / f"step{index}_qat_state.pt", progress=ctx.progress, teacher=state.teacher)
     state.calib_images = stack_images(ctx.train_samples(64))
 
 

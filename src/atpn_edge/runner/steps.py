@@ -15,8 +15,9 @@ from atpn_edge.runner.context import RunContext, eval_set, fingerprint, stack_im
 log = logging.getLogger(__name__)
 
 
-def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool):
-    """Iterative pruning (equal MAC shares per step) with recovery fine-tuning, then final fine-tuning."""
+def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool, teacher=None):
+    """Iterative pruning (equal MAC shares per step) with recovery fine-tuning, then final fine-tuning;
+    with step.train.distill > 0 the fine-tuning also learns `teacher`'s outputs (the unpruned model)."""
     from atpn_edge.compress.finetune import finetune
     from atpn_edge.compress.prune import load_any_checkpoint, prune_channels, save_pruned_checkpoint
     from atpn_edge.models import count_params_and_macs
@@ -24,7 +25,7 @@ def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool)
     final = ctx.out / f"step{index}_pruned.pt"
     # the control is trained beside the pruned model and does not change it
     key = fingerprint(dataclasses.asdict(dataclasses.replace(step, unpruned_control=False)), model.name, model.options,
-                       weights_sum(model))
+                       weights_sum(model), weights_sum(teacher) if teacher is not None and step.train.distill else None)
     if resume and final.is_file():
         pruned, ckpt = load_any_checkpoint(final)
         if ckpt.get("pruning", {}).get("key") == key:
@@ -63,7 +64,7 @@ def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool)
         current = finetune(current, samples, params, ctx.loss_config,
                            num_points=ctx.num_points, state_path=state,
                            extra_state={"key": key, "iteration": k}, progress=ctx.progress,
-                           description=f"prune {k}/{step.iterative_steps} finetune")
+                           description=f"prune {k}/{step.iterative_steps} finetune", teacher=teacher)
         macs = count_params_and_macs(current, ctx.input_size)[1]
         info = {"key": key, "iteration": k, "macs": macs, "base_macs": base_macs, "step": dataclasses.asdict(step)}
         save_pruned_checkpoint(final if last else ctx.out / f"step{index}_prune_iter{k}.pt", current,
@@ -75,25 +76,32 @@ def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool)
     return current
 
 
-def run_finetune(ctx: RunContext, model, step, index: int, role: str = "finetune"):
+def run_finetune(ctx: RunContext, model, step, index: int, role: str = "finetune", teacher=None):
     from atpn_edge.compress.finetune import finetune
 
     samples = ctx.train_samples(step.train.train_samples)
-    key = fingerprint(dataclasses.asdict(step), weights_sum(model), len(samples))
+    key = fingerprint(dataclasses.asdict(step), weights_sum(model), len(samples),
+                      weights_sum(teacher) if teacher is not None and step.train.distill else None)
     # a copy: the float reference model stays untouched
     return finetune(copy.deepcopy(model), samples, step.train, ctx.loss_config, num_points=ctx.num_points,
                     state_path=ctx.out / f"step{index}_{role}_state.pt", extra_state={"key": key},
-                    progress=ctx.progress, description=role.replace("_", " "))
+                    progress=ctx.progress, description=role.replace("_", " "), teacher=teacher)
 
 
 def run_unpruned_control(ctx: RunContext, model, step: PruneStep, index: int):
-    """The prune step's training (its recovery and final fine-tuning segments) given to the unpruned model."""
+    """The prune step's training (its recovery and final fine-tuning segments) given to the unpruned model, on
+    the labels alone: with or without distillation, every pruning lever is measured against this one control."""
     segments = [dataclasses.replace(step.train, epochs=step.epochs_between_steps)] * (step.iterative_steps - 1) + [step.train]
     control = model
     for k, params in enumerate(segments, 1):
         if params.epochs:
-            control = run_finetune(ctx, control, FinetuneStep(train=params), index, role=f"unpruned_control_{k}")
+            control = run_finetune(ctx, control, FinetuneStep(train=_labels_only(params)), index,
+                                   role=f"unpruned_control_{k}")
     return control
+
+
+def _labels_only(params):
+    return dataclasses.replace(params, distill=0.0)
 
 
 def keep_float(ctx: RunContext, model, mixed, per_channel: bool, observer: str, report: dict) -> tuple[str, ...]:
