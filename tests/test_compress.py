@@ -371,3 +371,24 @@ def test_training_crops_do_not_depend_on_which_steps_ran_first(tmp_path):
     assert len(large) == 24
     np.testing.assert_array_equal(large[7].image, small[7].image)
     assert len(ctx.train_samples(16)) == 16
+
+
+def test_int8_calibration_takes_face_crops_only(tmp_path):
+    """Non-face crops stretch the landmark and box outputs' int8 ranges: calibration skips them, keeping
+    the pool's order (the same crops whichever step asks), and says so when there is no face at all."""
+    from atpn_edge.data.registry import face_samples
+    from atpn_edge.data.sample import Sample
+    from atpn_edge.errors import UserError
+    from atpn_edge.runner.context import RunContext, calibration_images
+    from atpn_edge.train.config import TrainConfig
+
+    ctx = RunContext(None, tmp_path, "synthetic", 98, 112, TrainConfig(), str(tmp_path / "cache"), False, train_pool=24)
+    pool = ctx.train_samples(24)
+    faces = [pool[i] for i in range(24) if pool[i].landmarks is not None]
+    assert 0 < len(faces) < 24, "the synthetic pool mixes non-face crops in"
+    got = calibration_images(ctx, 6)
+    np.testing.assert_array_equal(got, np.stack([s.image for s in faces[:6]]))
+    everything = calibration_images(ctx, 6, faces_only=False)
+    np.testing.assert_array_equal(everything, np.stack([pool[i].image for i in range(6)]))
+    with pytest.raises(UserError, match="no face crops"):
+        face_samples([Sample(image=np.zeros((112, 112, 3), np.uint8), face_score=0.0)], 4)

@@ -222,12 +222,15 @@ def parse_exports(spec: str | tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(items)
 
 
-def calibration_crops(config: BenchConfig, num_points: int, input_size: int) -> np.ndarray:
-    from atpn_edge.data.registry import synthetic_split
+def calibration_crops(config: BenchConfig, num_points: int, input_size: int, faces_only: bool = True) -> np.ndarray:
+    """Validation crops to calibrate int8 on: face crops for PT2E (.tflite), faces and non-faces for ORT's
+    QDQ quantizer (see runner/deploy.py)."""
+    from atpn_edge.data.registry import face_samples, synthetic_split
 
     val = synthetic_split("val", max(config.calib_images, 500), num_points, input_size, config.cache_dir)
-    crops = [val[i].image for i in range(len(val)) if val[i].landmarks is not None][: config.calib_images]
-    return np.stack(crops)
+    if not faces_only:
+        return np.stack([val[i].image for i in range(config.calib_images)])
+    return np.stack([s.image for s in face_samples(val, config.calib_images)])
 
 
 def export_checkpoint(checkpoint: str, spec: str, out_dir: Path, config: BenchConfig) -> str:
@@ -249,7 +252,8 @@ def export_checkpoint(checkpoint: str, spec: str, out_dir: Path, config: BenchCo
     model, meta = load_checkpoint(checkpoint)
     calib = None
     if precision in ("int8",):
-        calib = calibration_crops(config, int(meta["meta"]["num_landmarks"]), int(meta["meta"]["input_size"]))
+        calib = calibration_crops(config, int(meta["meta"]["num_landmarks"]), int(meta["meta"]["input_size"]),
+                                  faces_only=fmt_name == "tflite")
     with capture_fd2() as captured:
         export_model(model, fmt_name, precision, target, calib_images=calib, source_checkpoint=str(checkpoint))
     estimate = parse_converter_estimate(captured.text)

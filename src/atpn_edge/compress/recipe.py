@@ -90,6 +90,8 @@ class PTQStep:
     observer: str = _opt("histogram", choices=OBSERVERS)
     calibration_samples: int = _opt(256, min=1)
     calibration_augment: bool = _opt(False, help="calibrate on augmented training crops")
+    calibration_faces_only: bool = _opt(True, help="calibrate on crops that hold a face: non-face crops stretch the "
+                                                   "landmark and box outputs' int8 ranges (data.registry.face_samples)")
     mixed_precision: MixedPrecision = field(default_factory=MixedPrecision)
 
 

@@ -87,6 +87,17 @@ def builtin_real_faces() -> Path:
     return root
 
 
+def face_samples(samples: Sequence[Sample], n: int) -> list[Sample]:
+    """The first n samples that hold a face (landmarks), for int8 calibration. The non-face crops a training set mixes in (for the face score) drive the landmark and box
+    outputs anywhere, and their ranges then set the int8 output step: calibrating the demo ATPN on all
+    crops cost +1.9 % NME and box IoU 0.91 -> 0.82, on face crops +0.4 % and 0.90, face-score accuracy
+    0.999 both ways."""
+    chosen = [samples[i] for i in range(len(samples)) if samples[i].landmarks is not None][:n]
+    if not chosen:
+        raise UserError(f"no face crops among {len(samples)} samples to calibrate int8 on")
+    return chosen
+
+
 @functools.lru_cache(maxsize=4)
 def real_faces_or_none(num_points: int, size: int = 112):
     """The built-in real photographs (`--data real`, evaluation only), or None (with a warning) when

@@ -24,6 +24,19 @@ def _data_crops(data: str, split: str, count: int, num_points: int, input_size: 
     return crops, samples
 
 
+def _calibration_crops(data: str, count: int, num_points: int, input_size: int, cache_dir: str, faces_only: bool):
+    """(N, S, S, 3) uint8: the first `count` face crops of the training split (data.registry.face_samples),
+    or its first `count` crops."""
+    import numpy as np
+
+    from atpn_edge.data.registry import face_samples, open_eval_set
+
+    if not faces_only:
+        return _data_crops(data, "train", count, num_points, input_size, cache_dir)[0]
+    train = open_eval_set(data, "train", 2 * count, num_points, input_size, cache_dir)
+    return np.stack([s.image for s in face_samples(train, count)])
+
+
 def load_source_model(model_path: str):
     """A float checkpoint (.pt) -> (float model, None), or a PT2E program (.pt2) -> (its float source or None, graph)."""
     from atpn_edge.errors import UserError
@@ -87,7 +100,8 @@ def export_artifact(
 
     calib = None
     if precision != "fp32" or format == "onnx":
-        calib, _ = _data_crops(data, "train", calibration, num_points, input_size, cache_dir)
+        # face crops for PT2E (the .tflite); ORT's QDQ calibration needs the non-face crops too (runner/deploy.py)
+        calib = _calibration_crops(data, calibration, num_points, input_size, cache_dir, faces_only=format == "tflite")
     result = export_model(
         graph if graph is not None else float_model, format, precision, out,
         calib_images=calib, float_model=float_model, source_checkpoint=str(model_path),

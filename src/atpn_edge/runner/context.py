@@ -61,6 +61,14 @@ class RunContext:
         return Head(self._train, n)
 
 
+def calibration_images(ctx: "RunContext", n: int, faces_only: bool = True, augment: bool = False) -> np.ndarray:
+    """(n, S, S, 3) uint8 int8-calibration crops from the training pool: its first n face crops (or first n crops)."""
+    from atpn_edge.data.registry import face_samples
+
+    samples = face_samples(ctx.train_samples(2 * n), n) if faces_only else ctx.train_samples(n)
+    return stack_images(samples, augment=augment)
+
+
 def eval_set(data: str, split: str, n: int, num_points: int, size: int, cache_dir: str):
     from atpn_edge.data.registry import open_eval_set
 

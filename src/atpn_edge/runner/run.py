@@ -30,7 +30,7 @@ from atpn_edge.compress.recipe import FinetuneStep, load_recipe
 from atpn_edge.data.registry import real_faces_or_none
 from atpn_edge.errors import UserError
 from atpn_edge.data.registry import DEFAULT_CACHE_DIR
-from atpn_edge.runner.context import RunContext, eval_set, stack_images
+from atpn_edge.runner.context import RunContext, calibration_images, eval_set
 from atpn_edge.runner.deploy import export_and_measure
 from atpn_edge.runner.report import headline, write_report
 from atpn_edge.runner.scoring import scored
@@ -75,7 +75,8 @@ def ptq_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -
 
     keep = keep_float(ctx, state.model, opts.mixed_precision, opts.per_channel, opts.observer, report)
     state.spec = quant_spec(opts.per_channel, opts.observer, opts.mixed_precision, keep)
-    state.calib_images = stack_images(ctx.train_samples(opts.calibration_samples), augment=opts.calibration_augment)
+    state.calib_images = calibration_images(ctx, opts.calibration_samples, opts.calibration_faces_only,
+                                            opts.calibration_augment)
     state.pre_quant = state.model
     state.graph = ptq(state.model, state.calib_images, state.spec, progress=ctx.progress)
     if state.spec.skip_modules or state.spec.skip_operators:  # what mixed precision buys: also the all-int8 model
@@ -99,7 +100,7 @@ def qat_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -
     state.pre_quant = state.model
     state.graph = qat(state.model, samples, opts, ctx.loss_config, num_points=ctx.num_points, spec=state.spec,
                       state_path=ctx.out / f"step{index}_qat_state.pt", progress=ctx.progress, teacher=state.teacher)
-    state.calib_images = stack_images(ctx.train_samples(64))
+    state.calib_images = calibration_images(ctx, 64)
 
 
 STEPS = {"prune": prune_step, "finetune": finetune_step, "ptq": ptq_step, "qat": qat_step}

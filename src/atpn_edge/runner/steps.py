@@ -10,7 +10,7 @@ import numpy as np
 
 from atpn_edge.compress.recipe import FinetuneStep, PruneStep
 from atpn_edge.io import read_json_or_none
-from atpn_edge.runner.context import RunContext, eval_set, fingerprint, stack_images, weights_sum
+from atpn_edge.runner.context import RunContext, calibration_images, eval_set, fingerprint, weights_sum
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def keep_float(ctx: RunContext, model, mixed, per_channel: bool, observer: str, 
     if result is not None and result.get("key") == key:
         log.info("sensitivity analysis already finished: %s", ctx.out / "sensitivity.json")
     else:
-        calib = calibration_batches(stack_images(ctx.train_samples(64)))
+        calib = calibration_batches(calibration_images(ctx, 64))
         val = eval_set(ctx.data, "val", mixed.sensitivity_samples, ctx.num_points, ctx.input_size, ctx.cache_dir)
         val = [val[i] for i in range(len(val)) if val[i].landmarks is not None]
         images = calibration_batches(np.stack([s.image for s in val]))
