@@ -6,6 +6,7 @@ resumes), so an interrupted demo continues where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import time
@@ -49,9 +50,13 @@ def _evaluate_checkpoint(checkpoint: Path, num_test: int, cache_dir: str) -> tup
     return scores.to_json(), nmes
 
 
-def _stage(name: str):
-    log.info("== demo: %s", name)
-    return time.perf_counter()
+@contextlib.contextmanager
+def _stage(seconds: dict[str, float], key: str, title: str):
+    """Log the stage's header and record how long it took under seconds[key]."""
+    log.info("== demo: %s", title)
+    started = time.perf_counter()
+    yield
+    seconds[key] = time.perf_counter() - started
 
 
 def _exports(checkpoint: Path, out: Path, eval_images: int) -> dict[str, dict]:
@@ -91,38 +96,79 @@ def _predict_photo(checkpoint: Path, out: Path) -> dict | None:
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
+    """train -> PTQ (TFLite + ONNX int8) -> fp32 exports -> bench -> track -> compare -> report.md/.json."""
     from atpn_edge.metrics import plot_ced
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    root = Path.cwd()
     n_eval = 64 if quick else TEST_SAMPLES
     seconds: dict[str, float] = {}
 
-    def rel(p) -> str:
-        p = Path(p).resolve()
-        return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+    with _stage(seconds, "train_and_eval", "train the float ATPN"):
+        checkpoint, train_config = _train_float(out, quick)
+        test_metrics, nmes = _evaluate_checkpoint(checkpoint, n_eval, train_config["cache_dir"])
+        plot_ced({"float (PyTorch)": nmes}, out / "ced.png")
+    cache_dir = train_config["cache_dir"]
+    with _stage(seconds, "ptq", "post-training int8 quantization (recipes/ptq_int8.yaml), TFLite + ONNX int8, "
+                                "scored in their runtimes"):
+        from atpn_edge.runner.run import run_recipe
 
-    t = _stage("train the float ATPN")
-    checkpoint, train_config = _train_float(out, quick)
-    test_metrics, nmes = _evaluate_checkpoint(checkpoint, n_eval, train_config["cache_dir"])
-    plot_ced({"float (PyTorch)": nmes}, out / "ced.png")
-    seconds["train_and_eval"] = time.perf_counter() - t
+        ptq = run_recipe(RECIPE.parent / "ptq_int8.yaml", checkpoint, out / "compress" / "ptq_int8",
+                         eval_samples=n_eval, cache_dir=cache_dir)
+    with _stage(seconds, "export", "float32 exports (TFLite, ONNX), verified against PyTorch"):
+        exports = _exports(checkpoint, out / "export", eval_images=n_eval)
+    artifacts = _artifacts(out, checkpoint, ptq, exports)
+    with _stage(seconds, "bench", "benchmark: size, MACs, latency (1 and 2 threads), memory, accuracy"):
+        bench = _bench(out, checkpoint, artifacts, quick, n_eval, cache_dir)
+        artifacts["bench_json"] = _relative(bench["files"]["json"])
+    with _stage(seconds, "track", "tracking on a synthetic video: detect once vs detect every frame (int8 TFLite)"):
+        from atpn_edge.track.run import run_track
 
-    t = _stage("post-training int8 quantization (recipes/ptq_int8.yaml), TFLite + ONNX int8, scored in their runtimes")
-    from atpn_edge.runner.run import run_recipe
+        track = run_track(artifacts.get("int8_tflite", artifacts["fp32_tflite"]), out / "track",
+                          synthetic_frames=40 if quick else 150, write_video=True)
+        artifacts["track_json"] = _relative(out / "track" / "summary.json")
+    with _stage(seconds, "compare", "light models compared (budget 'demo'): ATPN, ATPN-lite, PFLD 0.25x, MediaPipe"):
+        from atpn_edge.bench.compare import run_compare
 
-    ptq = run_recipe(RECIPE.parent / "ptq_int8.yaml", checkpoint, out / "compress" / "ptq_int8",
-                     eval_samples=n_eval, cache_dir=train_config["cache_dir"])
-    seconds["ptq"] = time.perf_counter() - t
+        compare = run_compare(out / "compare", budget="smoke" if quick else "demo", cache_dir=cache_dir)
+        artifacts["compare_md"] = _relative(out / "compare" / "compare.md")
+    photo = _predict_photo(checkpoint, out / "predict")
+    if photo and photo.get("annotated"):
+        artifacts["predict_photo_png"] = _relative(photo["annotated"])
 
-    t = _stage("float32 exports (TFLite, ONNX), verified against PyTorch")
-    exports = _exports(checkpoint, out / "export", eval_images=n_eval)
-    seconds["export"] = time.perf_counter() - t
+    report = {
+        "artifacts": artifacts,
+        "accuracy": _accuracy_rows(test_metrics, ptq, exports),
+        "test_set": f"synthetic test split (seed 2), {test_metrics['n_samples']} crops",
+        "train_config": train_config,
+        "bench_rows": bench.get("rows", []),
+        "bench_profile": bench.get("profile"),
+        "track": {k: track.get(k) for k in ("frames", "detector_calls", "lost_rate", "ms_per_frame", "nme",
+                                             "pose_mae", "baseline_detect_every_frame", "speedup_median")},
+        "compare": {"budget": compare.get("budget"), "verdict": compare.get("verdict", []),
+                    "rows": [r for r in compare.get("rows", []) if r.get("status") == "ok"]},
+        "predict_photo": photo,
+        "export_errors": dict(ptq.get("export_errors") or {}),
+        "host": bench.get("host") or {"machine": platform.machine(), "python": platform.python_version()},
+        "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+        "quick": quick,
+    }
+    write_json(out / "report.json", report)
+    write_text(out / "report.md", render_report(report, test_metrics))
+    return out / "report.md"
 
-    # An export that failed verification is reported (ptq report's export_errors), not fatal: the demo
-    # goes on with the artifacts that exist.
+
+def _relative(path) -> str:
+    """A path as the report writes it: relative to the working directory when under it."""
+    path, root = Path(path).resolve(), Path.cwd()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _artifacts(out: Path, checkpoint: Path, ptq: dict, exports: dict) -> dict[str, str]:
+    """The report's artifact paths. An export that failed verification is reported (the PTQ report's
+    export_errors), not fatal: the demo goes on with the artifacts that exist."""
     candidates = {
         "float_checkpoint": checkpoint,
         "ptq_int8": ptq["artifacts"].get("ptq_int8"),
@@ -133,41 +179,25 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
         "ptq_report": out / "compress" / "ptq_int8" / "report.md",
         "ced_png": out / "ced.png",
     }
-    artifacts = {k: rel(v) for k, v in candidates.items() if v is not None}
-    export_errors = dict(ptq.get("export_errors") or {})
-    for error in export_errors.values():
+    for error in (ptq.get("export_errors") or {}).values():
         log.error("demo: int8 export failed and is left out: %s", error)
+    return {k: _relative(v) for k, v in candidates.items() if v is not None}
 
-    t = _stage("benchmark: size, MACs, latency (1 and 2 threads), memory, accuracy")
+
+def _bench(out: Path, checkpoint: Path, artifacts: dict[str, str], quick: bool, n_eval: int, cache_dir: str) -> dict:
+    """The checkpoint, every artifact and MediaPipe in one interleaved run, with the MobileNetV2 reference and
+    the per-block profile (skipped when quick)."""
     from atpn_edge.bench.harness import PEER_MEDIAPIPE, run_bench
 
-    bench_models = [str(checkpoint)] + [artifacts[k] for k in ("fp32_tflite", "int8_tflite", "fp32_onnx", "int8_onnx")
-                                        if k in artifacts]
-    bench = run_bench(bench_models + [PEER_MEDIAPIPE], out / "bench", threads=(1,) if quick else (1, 2),
-                      num_images=n_eval, measure_memory=not quick, cache_dir=train_config["cache_dir"],
-                      reference=None if quick else "mobilenetv2", profile=not quick)
-    artifacts["bench_json"] = rel(bench["files"]["json"])
-    seconds["bench"] = time.perf_counter() - t
+    models = [str(checkpoint)] + [artifacts[k] for k in ("fp32_tflite", "int8_tflite", "fp32_onnx", "int8_onnx")
+                                  if k in artifacts]
+    return run_bench(models + [PEER_MEDIAPIPE], out / "bench", threads=(1,) if quick else (1, 2),
+                     num_images=n_eval, measure_memory=not quick, cache_dir=cache_dir,
+                     reference=None if quick else "mobilenetv2", profile=not quick)
 
-    t = _stage("tracking on a synthetic video: detect once vs detect every frame (int8 TFLite)")
-    from atpn_edge.track.run import run_track
 
-    track = run_track(artifacts.get("int8_tflite", artifacts["fp32_tflite"]), out / "track",
-                      synthetic_frames=40 if quick else 150, write_video=True)
-    artifacts["track_json"] = rel(out / "track" / "summary.json")
-    seconds["track"] = time.perf_counter() - t
-
-    t = _stage("light models compared (budget 'demo'): ATPN, ATPN-lite, PFLD 0.25x, MediaPipe")
-    from atpn_edge.bench.compare import run_compare
-
-    compare = run_compare(out / "compare", budget="smoke" if quick else "demo", cache_dir=train_config["cache_dir"])
-    artifacts["compare_md"] = rel(out / "compare" / "compare.md")
-    seconds["compare"] = time.perf_counter() - t
-
-    photo = _predict_photo(checkpoint, out / "predict")
-    if photo and photo.get("annotated"):
-        artifacts["predict_photo_png"] = rel(photo["annotated"])
-
+def _accuracy_rows(test_metrics: dict, ptq: dict, exports: dict) -> dict[str, dict]:
+    """variant -> the report's accuracy row: float (PyTorch), the PTQ program and its int8 artifacts, the fp32 exports."""
     accuracy = {"float": _accuracy_row(test_metrics, "pytorch", 0.0)}
     for variant, key in (("ptq_int8", "ptq_int8"), ("int8_tflite", "ptq_int8_tflite"), ("int8_onnx", "ptq_int8_onnx")):
         if key in ptq["accuracy"]:
@@ -176,27 +206,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
         if "accuracy" in report:
             row = report["accuracy"]["artifact"]
             accuracy[variant] = _accuracy_row(row, row["measured_on"], report.get("nme_drop_rel"))
-    report = {
-        "artifacts": artifacts,
-        "accuracy": accuracy,
-        "test_set": f"synthetic test split (seed 2), {test_metrics['n_samples']} crops",
-        "train_config": train_config,
-        "bench_rows": bench.get("rows", []),
-        "bench_profile": bench.get("profile"),
-        "track": {k: track.get(k) for k in ("frames", "detector_calls", "lost_rate", "ms_per_frame", "nme",
-                                             "pose_mae", "baseline_detect_every_frame", "speedup_median")},
-        "compare": {"budget": compare.get("budget"), "verdict": compare.get("verdict", []),
-                    "rows": [r for r in compare.get("rows", []) if r.get("status") == "ok"]},
-        "predict_photo": photo,
-        "export_errors": export_errors,
-        "host": bench.get("host") or {"machine": platform.machine(), "python": platform.python_version()},
-        "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "seconds": round(time.perf_counter() - started, 1),
-        "quick": quick,
-    }
-    write_json(out / "report.json", report)
-    write_text(out / "report.md", render_report(report, test_metrics))
-    return out / "report.md"
+    return accuracy
 
 
 def _accuracy_row(m: dict, measured_on: str, drop) -> dict:

@@ -70,6 +70,21 @@ def read_state(path: str | os.PathLike | None) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _resume(state_path, extra_state: dict | None, model: nn.Module, optimizer, scheduler) -> int:
+    """Load a finished epoch's state written by the same run (same `extra_state`) -> epochs done (0: none)."""
+    state = read_state(state_path)
+    if state is None:
+        return 0
+    if state.get("extra", {}) != (extra_state or {}):
+        log.warning("%s belongs to another run (%s): starting over", state_path, state.get("extra"))
+        return 0
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"])
+
+
 def finetune(
     model: nn.Module,
     samples: Sequence,
@@ -115,18 +130,9 @@ def finetune(
     steps_per_epoch = len(samples) // params.batch_size
     total = steps_per_epoch * params.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, max(1, steps_per_epoch // 10)))
-    start = 0
-    state = read_state(state_path)
-    if state is not None:
-        if state.get("extra", {}) != (extra_state or {}):
-            log.warning("%s belongs to another run (%s): starting over", state_path, state.get("extra"))
-        else:
-            model.load_state_dict(state["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
-            start = int(state["epoch"])
-            log.info("%s: resuming after epoch %d of %d", description, start, params.epochs)
+    start = _resume(state_path, extra_state, model, optimizer, scheduler)
+    if start:
+        log.info("%s: resuming after epoch %d of %d", description, start, params.epochs)
     for epoch in range(start, params.epochs):
         set_train(model)
         if epoch_hook is not None:  # after set_train: switching modes may undo a frozen batch norm
