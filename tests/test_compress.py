@@ -330,6 +330,18 @@ def test_unpruned_control_gets_the_same_fine_tuning(checkpoint, tmp_path):
     again = run_recipe(recipe, checkpoint, out, cache_dir=str(tmp_path / "cache"), progress=False)
     assert again["accuracy"]["pc_unpruned_control"]["nme"] == pytest.approx(control["nme"])  # finished training reused
 
+    # With distillation the pruned model learns from the control, and the control itself still learns from the
+    # labels alone: the same control (its finished states are even reused), a different pruned model.
+    distilled = {**tiny, "distill": 2.0}
+    recipe.write_text(yaml.safe_dump({"name": "pc", "steps": [
+        {"prune": {"macs_reduction": 0.3, "iterative_steps": 2, "epochs_between_steps": 1, "train": distilled,
+                   "unpruned_control": True}},
+        {"finetune": {"train": distilled}}],
+        "evaluate": {"samples": 16, "formats": []}}))
+    kd = run_recipe(recipe, checkpoint, out, cache_dir=str(tmp_path / "cache"), progress=False)["accuracy"]
+    assert kd["pc_unpruned_control"]["nme"] == pytest.approx(control["nme"])
+    assert kd["pc"]["nme"] != pytest.approx(acc["pc"]["nme"])
+
 
 # --------------------------------------------------------------------------- sensitivity / mixed precision
 def test_sensitivity_ranks_units_and_writes_table_and_chart(tmp_path):

@@ -47,9 +47,10 @@ class TrainParams:
     train_samples: int = _opt(4000, min=2, help="training crops (synthetic: the cached train split's first N)")
     augment: bool = _opt(True)
     seed: int = _opt(0, min=0)
-    distill: float = _opt(0.0, min=0, help="weight of the teacher's outputs as soft targets beside the labels (the model "
-                                          "before the recipe's first prune step: landmarks, pose, face score, box); 0: "
-                                          "labels only")
+    distill: float = _opt(0.0, min=0, help="weight of the teacher's outputs (landmarks, pose, face score, box) as soft "
+                                          "targets beside the labels; the teacher is the unpruned control trained as far "
+                                          "(prune: unpruned_control: true), else the model before the first prune step; "
+                                          "0: labels only")
 
 
 @dataclass(frozen=True)
