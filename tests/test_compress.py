@@ -145,6 +145,25 @@ def test_prune_reaches_mac_target_keeps_outputs_and_rebuilds(model, tmp_path):
     assert ckpt["meta"]["macs"] == p_macs
 
 
+def test_prune_scope_hidden_shrinks_only_the_expansions():
+    """scope hidden: only the inverted residuals' expanded channels go; every other layer (stem, block outputs,
+    shortcut, fusion, heads) keeps its width, and the MAC target is still reached."""
+    from torch import nn
+
+    from atpn_edge.compress.prune import hidden_layers, prune_channels
+
+    torch.manual_seed(0)
+    model = build_model("atpn").eval()  # version 2: most MACs sit in stage 3's expansions
+    _, macs = count_params_and_macs(model, 112)
+    pruned = prune_channels(model, int(0.5 * macs), scope="hidden")
+    assert 0.4 * macs < count_params_and_macs(pruned, 112)[1] <= 0.5 * macs
+    before = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    after = {n: m.out_channels for n, m in pruned.named_modules() if isinstance(m, nn.Conv2d)}
+    hidden = {n for n, m in model.named_modules() if any(m is h for h in hidden_layers(model))}
+    assert hidden and all(after[n] < before[n] for n in hidden)
+    assert {n: after[n] for n in before if n not in hidden} == {n: before[n] for n in before if n not in hidden}
+
+
 # --------------------------------------------------------------------------- fine-tuning resume
 def test_finetune_resume_is_exact(model, loss_config, tmp_path):
     from atpn_edge.compress import finetune as ft

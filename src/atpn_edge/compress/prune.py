@@ -39,6 +39,26 @@ def output_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
+def hidden_layers(model: nn.Module) -> list[nn.Module]:
+    """Layers whose channels are private to their block: the inverted residuals' expansions
+    (InvertedResidual.hidden_layers)."""
+    from atpn_edge.models.blocks import InvertedResidual
+
+    return [layer for m in model.modules() if isinstance(m, InvertedResidual) for layer in m.hidden_layers()]
+
+
+def ignored_layers(model: nn.Module, scope: str) -> list[nn.Module]:
+    """scope "all": every layer but the outputs may lose channels (one ratio for all); "hidden": only the
+    inverted residuals' expanded channels, so the stem, the features passed between blocks, the shortcut,
+    the fusion and the heads keep their width."""
+    if scope == "all":
+        return output_layers(model)
+    if scope != "hidden":
+        raise ValueError(f"unknown pruning scope {scope!r}")
+    hidden = {id(m) for m in hidden_layers(model)}
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in hidden]
+
+
 def _importance(name: str):
     import torch_pruning as tp
 
@@ -57,12 +77,12 @@ def _output_shapes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple]:
 
 
 def _prune_once(model: nn.Module, example: torch.Tensor, ratio: float, importance: str, round_to: int,
-                grad_fn: Callable[[nn.Module], None] | None) -> nn.Module:
+                grad_fn: Callable[[nn.Module], None] | None, scope: str = "all") -> nn.Module:
     import torch_pruning as tp
 
     model = copy.deepcopy(model).eval()
     pruner = tp.pruner.MetaPruner(model, example, importance=_importance(importance), pruning_ratio=ratio,
-                                  ignored_layers=output_layers(model), round_to=round_to, iterative_steps=1)
+                                  ignored_layers=ignored_layers(model, scope), round_to=round_to, iterative_steps=1)
     if importance == "taylor":
         if grad_fn is None:
             raise ValueError("taylor importance needs grad_fn (a callable that runs loss.backward())")
@@ -81,8 +101,10 @@ def prune_channels(
     round_to: int = 4,
     grad_fn: Callable[[nn.Module], None] | None = None,
     input_size: int | None = None,
+    scope: str = "all",
 ) -> nn.Module:
-    """A new model pruned structurally to at most `target_macs` MACs (searched channel ratio)."""
+    """A new model pruned structurally to at most `target_macs` MACs (searched channel ratio; `scope`: which
+    channels may go, see ignored_layers)."""
     from atpn_edge.models import count_params_and_macs
 
     size = input_size or int(model.options.get("input_size", 112))
@@ -94,7 +116,7 @@ def prune_channels(
     low, high, best = 0.0, 0.95, None
     for _ in range(9):  # bisection on the per-layer channel ratio
         mid = (low + high) / 2
-        candidate = _prune_once(model, example, mid, importance, round_to, grad_fn)
+        candidate = _prune_once(model, example, mid, importance, round_to, grad_fn, scope)
         if count_params_and_macs(candidate, size)[1] <= target_macs:
             best, high = candidate, mid
         else:

@@ -25,6 +25,7 @@ from atpn_edge.io import read_yaml, recipe_path
 
 OBSERVERS = ("minmax", "moving_average_minmax", "histogram")
 IMPORTANCES = ("magnitude", "taylor", "bn_scale")
+PRUNE_SCOPES = ("all", "hidden")
 FORMATS = ("tflite", "onnx")
 QUANT_OPERATORS = ("conv2d", "linear", "add", "mul", "cat", "adaptive_avg_pool2d")
 
@@ -63,6 +64,8 @@ class PruneStep:
     macs_reduction: float = _opt(0.3, min=0, max=0.95, min_exclusive=True,
                                  help="share of MACs to remove (the channel ratio is searched to reach it)")
     importance: str = _opt("magnitude", choices=IMPORTANCES)
+    scope: str = _opt("all", choices=PRUNE_SCOPES, help="all: every layer loses the same share of channels; hidden: "
+                                                       "only the inverted residuals' expanded channels")
     iterative_steps: int = _opt(3, min=1)
     epochs_between_steps: int = _opt(1, min=0, help="recovery fine-tuning after each non-final pruning step")
     round_to: int = _opt(4, min=1, help="keep channel counts multiples of this (int8 kernels like multiples of 4/8)")

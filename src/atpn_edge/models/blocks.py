@@ -76,6 +76,11 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.out_channels = out_channels
 
+    def hidden_layers(self) -> tuple[nn.Module, ...]:
+        """The convs whose output channels live only inside the block (expansion and depthwise): pruning
+        them leaves the block's interface to its neighbours and the residual sum unchanged."""
+        return (self.conv[0][0], self.conv[1][0]) if len(self.conv) == 3 else ()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_residual:  # decided at build time, not on tensor values
             return x + self.conv(x)

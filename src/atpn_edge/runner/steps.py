@@ -56,7 +56,7 @@ def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool,
                 break
     for k in range(start, step.iterative_steps + 1):
         target = int(base_macs * (1 - step.macs_reduction * k / step.iterative_steps))
-        current = prune_channels(current, target, importance=step.importance, round_to=step.round_to,
+        current = prune_channels(current, target, importance=step.importance, round_to=step.round_to, scope=step.scope,
                                  grad_fn=taylor_grad if step.importance == "taylor" else None, input_size=ctx.input_size)
         last = k == step.iterative_steps
         params = step.train if last else dataclasses.replace(step.train, epochs=step.epochs_between_steps)
