@@ -345,7 +345,9 @@ def test_unpruned_control_gets_the_same_fine_tuning(checkpoint, tmp_path):
     for name in ("step0_unpruned_control_1_state.pt", "step0_unpruned_control_2_state.pt", "step1_unpruned_control_state.pt"):
         assert (out / name).is_file(), name
         assert torch.load(out / name, weights_only=True)["epoch"] == 1
-    assert "Against the unpruned model given the same fine-tuning" in (out / "report.md").read_text()
+    assert "Against the control `pc_unpruned_control` (unpruned float model given the same fine-tuning" in (
+        out / "report.md").read_text()
+    assert control["role"] == "control" and report["headline"]["control"]["variant"] == "pc_unpruned_control"
     again = run_recipe(recipe, checkpoint, out, cache_dir=str(tmp_path / "cache"), progress=False)
     assert again["accuracy"]["pc_unpruned_control"]["nme"] == pytest.approx(control["nme"])  # finished training reused
 

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from atpn_edge.bench.timing import TimingConfig
-from atpn_edge.data.registry import real_faces_or_none
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR, real_faces_or_none
 from atpn_edge.errors import UserError
-from atpn_edge.data.registry import DEFAULT_CACHE_DIR
+from atpn_edge.evaluate import EvalResult
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ class Entry:
     notes: list[str] = field(default_factory=list)
     status: str = "ok"
     error: str | None = None
-    accuracy: dict[str, Any] = field(default_factory=dict)
+    result: EvalResult | None = None  # accuracy on the bench's evaluation set
+    real: EvalResult | None = None  # on the built-in real photographs, when installed
     peak_memory_mb: float | None = None
     reference: bool = False  # an untrained latency reference (BenchConfig.reference): its accuracy is not measured
 
@@ -318,14 +319,11 @@ def load_runner(entry: Entry, threads: int):
     return predictor, predictor.inference_call(x)
 
 
-def evaluate_entry(entry: Entry, dataset, progress: bool) -> dict[str, Any]:
+def evaluate_entry(entry: Entry, dataset, progress: bool) -> EvalResult:
     from atpn_edge.evaluate import evaluate
 
     predictor = open_entry(entry, threads=max(1, os.cpu_count() or 1))
-    scores, _ = evaluate(predictor.predict, dataset, progress=progress)
-    return {"nme": scores.nme, "fr_10": scores.fr_10, "auc_10": scores.auc_10,
-            "pose_mae": scores.pose_mae_mean, "pose_mae_detail": scores.pose_mae or None,
-            "face_score_acc": scores.face_score_acc, "n_images": scores.n_images}
+    return evaluate(predictor.predict, dataset, progress=progress)[0]
 
 
 def open_data(config: BenchConfig, num_points: int = 98):
@@ -443,10 +441,10 @@ def _score_entries(entries: list[Entry], config: BenchConfig) -> None:
             if num_points not in datasets:
                 datasets[num_points] = open_data(config, 98)
             log.info("accuracy of %s (%s %s)", entry.model, entry.format, entry.variant)
-            entry.accuracy = evaluate_entry(entry, datasets[num_points], config.progress)
+            entry.result = evaluate_entry(entry, datasets[num_points], config.progress)
             real = real_faces_or_none(num_points) if config.real_faces else None
             if real is not None:
-                entry.accuracy["real"] = evaluate_entry(entry, real, progress=False)
+                entry.real = evaluate_entry(entry, real, progress=False)
         except Exception as e:  # noqa: BLE001
             entry.status, entry.error = "failed", f"evaluation: {_one_line(e)}"
 
@@ -526,16 +524,15 @@ def _row(entry: Entry, threads: int, timing: Any, peak: dict, config: BenchConfi
     from atpn_edge.bench.parsers import ToolResult
     from atpn_edge.bench.timing import LatencyStats
 
-    acc = entry.accuracy
+    acc, real = entry.result, entry.real
     row: dict[str, Any] = {
         "model": entry.model, "variant": entry.variant, "format": entry.format, "runtime": entry.runtime,
         "threads": threads, "params": entry.params, "macs": entry.macs, "size_bytes": entry.size_bytes,
         "latency_ms": {"median": None, "p90": None, "runs": 0},
-        "nme": acc.get("nme"), "nme_drop_rel": None, "pose_mae": acc.get("pose_mae"),
-        "fr_10": acc.get("fr_10"), "auc_10": acc.get("auc_10"), "face_score_acc": acc.get("face_score_acc"),
-        "n_images": acc.get("n_images"), "pose_mae_detail": acc.get("pose_mae_detail"),
-        "real_nme": (acc.get("real") or {}).get("nme"), "real_fr_10": (acc.get("real") or {}).get("fr_10"),
-        "real_n_images": (acc.get("real") or {}).get("n_images"),
+        "nme": acc and acc.nme, "nme_drop_rel": None, "pose_mae": acc and acc.pose_mae_mean,
+        "fr_10": acc and acc.fr_10, "auc_10": acc and acc.auc_10, "face_score_acc": acc and acc.face_score_acc,
+        "n_images": acc and acc.n_images, "pose_mae_detail": (acc.pose_mae or None) if acc else None,
+        "real_nme": real and real.nme, "real_fr_10": real and real.fr_10, "real_n_images": real and real.n_images,
         "macs_converter": entry.macs_converter, "macs_converter_source": entry.macs_converter_source,
         "macs_diff_rel": (entry.macs_converter / entry.macs - 1) if entry.macs and entry.macs_converter else None,
         "peak_memory_mb": entry.peak_memory_mb, "gmacs_per_s": None, "peak_share": None,
@@ -577,8 +574,8 @@ def _fill_drops(rows: list[dict[str, Any]], entries: list[Entry]) -> None:
     NME, else the fp32 artifact's."""
     float_nme: dict[str, float] = {}
     for entry in sorted(entries, key=lambda e: 0 if e.format == "pytorch" else 1):
-        if entry.variant == "float" and entry.accuracy.get("nme") is not None:
-            float_nme.setdefault(entry.group, entry.accuracy["nme"])
+        if entry.variant == "float" and entry.result is not None:
+            float_nme.setdefault(entry.group, entry.result.nme)
     for row in rows:
         reference = float_nme.get(row["group"])
         if reference and row["nme"] is not None:

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 def export_and_measure(ctx, state, sets: tuple, acc: dict, curves: dict, report: dict, params: int, macs: int,
                        source: str) -> None:
     """Export the deployable artifacts of `state` (runner.run.RunState) and measure each in its own
-    runtime: adds a row per format to `acc`, a CED curve to `curves`, the paths (or errors) to `report`."""
+    runtime: adds a Row per format to `acc`, a CED curve to `curves`, the paths (or errors) to `report`."""
     from atpn_edge.export import export_model
     from atpn_edge.runtime.loader import load_predictor
 
@@ -54,8 +54,8 @@ def export_and_measure(ctx, state, sets: tuple, acc: dict, curves: dict, report:
             continue
         predictor = load_predictor(path, threads=1)
         variant = f"{recipe.name}_{fmt}"
-        acc[variant], nmes = scored(predictor.predict, sets, fmt, acc["float"], ctx.progress, params=params, macs=macs,
-                                     size_bytes=result.size_bytes, artifact=str(path), route=how,
-                                     int8_check=(result.verification or {}).get("int8"))
+        acc[variant], nmes = scored(predictor.predict, sets, variant, "deployed", fmt, acc["float"], ctx.progress,
+                                    params=params, macs=macs, size_bytes=result.size_bytes, artifact=str(path),
+                                    route=how, int8_check=(result.verification or {}).get("int8"))
         curves[f"{recipe.name} ({fmt})"] = nmes
         report["artifacts"][f"{fmt}"] = str(path)

@@ -8,18 +8,29 @@ from pathlib import Path
 import numpy as np
 
 from atpn_edge.io import read_json_or_none, write_json, write_text
+from atpn_edge.measurement import Row
 
 
-def headline(name: str, acc: dict) -> dict:
-    """The number that counts: a deployed artifact measured in its runtime when there is one."""
-    for key in (f"{name}_tflite", f"{name}_onnx", name):
-        if key in acc:
-            row = acc[key]
-            return {"variant": key, "measured_on": row["measured_on"], "nme": row["nme"],
-                    "nme_drop_rel": row["nme_drop_rel"], "pose_mae": row["pose_mae"],
-                    "pose_mae_rise": None if row["pose_mae"] is None or acc["float"]["pose_mae"] is None
-                    else row["pose_mae"] - acc["float"]["pose_mae"]}
-    return {}
+def headline(name: str, acc: dict[str, Row]) -> dict:
+    """The number that counts: a deployed artifact measured in its runtime (.tflite first) when there is one,
+    else the recipe's model in PyTorch; against the control too when the recipe trained one (what the
+    compression itself costs)."""
+    deployed = sorted((r for r in acc.values() if r.role == "deployed"),
+                      key=lambda r: ("tflite", "onnx").index(r.measured_on) if r.measured_on in ("tflite", "onnx") else 2)
+    row = deployed[0] if deployed else acc.get(name)
+    if row is None:
+        return {}
+    reference = acc["float"]
+    out = {"variant": row.label, "measured_on": row.measured_on, "nme": row.nme, "nme_drop_rel": row.nme_drop_rel,
+           "pose_mae": row.pose_mae, "pose_mae_rise": None if row.pose_mae is None or reference.pose_mae is None
+           else row.pose_mae - reference.pose_mae}
+    controls = [r for r in acc.values() if r.role == "control"]
+    if controls:
+        control = controls[-1]  # the unpruned control when there is one (scored last), else QAT's float control
+        out["control"] = {"variant": control.label, "nme": control.nme, "nme_vs_control_rel": row.nme / control.nme - 1,
+                          "pose_mae_vs_control": None if row.pose_mae is None or control.pose_mae is None
+                          else row.pose_mae - control.pose_mae}
+    return out
 
 
 def write_report(report: dict, out: Path, curves: dict | None = None) -> None:
@@ -50,15 +61,19 @@ def write_report(report: dict, out: Path, curves: dict | None = None) -> None:
               f"{pm['compressed']['params'] / 1e3:.1f} k ({pm['counter']})."]
     h = report.get("headline") or {}
     if h:
+        control = h.get("control")
+        versus = (f"**{control['nme_vs_control_rel']:+.2%} vs its control** `{control['variant']}`, "
+                  f"{h['nme_drop_rel']:+.2%} vs float" if control else f"{h['nme_drop_rel']:+.2%} vs float")
         lines += ["", f"**What to ship:** `{h['variant']}`, measured on {h['measured_on']}: NME {h['nme']:.5f} "
-                  f"({h['nme_drop_rel']:+.2%} vs float)" + (f", pose MAE {h['pose_mae_rise']:+.3f} deg" if h.get("pose_mae_rise") is not None else "") + "."]
-        for suffix, what in (("unpruned_control", "the unpruned model given the same fine-tuning"),
-                             ("float_control", "the float model trained for the QAT epochs without fake-quant")):
-            control = acc.get(f"{report['recipe']['name']}_{suffix}")
-            if control:
-                lines += ["", f"Against {what} (NME {control['nme']:.5f}, {control['nme_drop_rel']:+.2%} vs float): "
-                          f"{h['nme'] / control['nme'] - 1:+.2%}. Fine-tuning also trains an under-trained float model "
-                          "further, so this, not the drop against float, is what the compression itself costs."]
+                  f"({versus})" + (f", pose MAE {h['pose_mae_rise']:+.3f} deg vs float" if h.get("pose_mae_rise") is not None
+                                   else "") + "."]
+        for label, control in acc.items():
+            if control.get("role") == "control":
+                what = control.get("note", "the same training without the compression")
+                lines += ["", f"Against the control `{label}` ({what}; NME {control['nme']:.5f}, "
+                          f"{control['nme_drop_rel']:+.2%} vs float): {h['nme'] / control['nme'] - 1:+.2%}. Fine-tuning "
+                          "also trains an under-trained float model further, so this, not the drop against float, is "
+                          "what the compression itself costs."]
     lines += ["", "Rows measured on `pytorch` for int8 recipes are the simulated PT2E graph (quantize/dequantize "
               "in float); rows on `tflite` / `onnx` are the exported artifact run in its own runtime."]
     real_n = acc["float"].get("real_n_images")

@@ -28,8 +28,9 @@ from torch import nn
 
 from atpn_edge.compress.recipe import FinetuneStep, load_recipe
 from atpn_edge.data.registry import real_faces_or_none
-from atpn_edge.errors import UserError
 from atpn_edge.data.registry import DEFAULT_CACHE_DIR
+from atpn_edge.errors import UserError
+from atpn_edge.measurement import Row
 from atpn_edge.runner.context import RunContext, calibration_images, eval_set
 from atpn_edge.runner.deploy import export_and_measure
 from atpn_edge.runner.report import headline, write_report
@@ -161,7 +162,7 @@ def run_recipe(
     (params0, macs0), (params1, macs1) = counts
     if export and recipe.evaluate.formats:
         export_and_measure(ctx, state, sets, acc, curves, report, params1, macs1, str(checkpoint))
-    report["accuracy"] = acc
+    report["accuracy"] = {label: row.to_json() for label, row in acc.items()}
     report["params_macs"] = {"float": {"params": params0, "macs": macs0}, "compressed": {"params": params1, "macs": macs1},
                              "macs_reduction": 1 - macs1 / macs0, "params_reduction": 1 - params1 / params0,
                              "counter": "atpn_edge.models.count_params_and_macs (conv + linear MACs)"}
@@ -212,31 +213,32 @@ def _score_variants(ctx: RunContext, state: RunState, float_model: nn.Module, se
     counts1 = count_params_and_macs(state.model, ctx.input_size)
     params0, macs0 = counts0
     params1, macs1 = counts1
-    acc: dict[str, dict] = {}
+    acc: dict[str, Row] = {}
     curves: dict[str, np.ndarray] = {}
 
-    def score(label: str, curve: str | None, predict_model, **extra) -> None:
-        acc[label], nmes = scored(torch_predict_fn(predict_model), sets, "pytorch", acc.get("float"), ctx.progress, **extra)
+    def score(label: str, role: str, curve: str | None, predict_model, **fields) -> None:
+        acc[label], nmes = scored(torch_predict_fn(predict_model), sets, label, role, "pytorch", acc.get("float"),
+                                  ctx.progress, **fields)
         if curve:
             curves[curve] = nmes
 
     name = ctx.recipe.name
-    score("float", "float (pytorch)", float_model, params=params0, macs=macs0)
+    score("float", "float", "float (pytorch)", float_model, params=params0, macs=macs0)
     if state.graph is not None:
-        score(name, f"{name} (pytorch)", pt2e.QuantizedModel(state.graph), params=params1, macs=macs1, simulated=True,
-              kept_in_float=list(state.spec.skip_modules) + list(state.spec.skip_operators))
+        score(name, "compressed", f"{name} (pytorch)", pt2e.QuantizedModel(state.graph), params=params1, macs=macs1,
+              simulated=True, kept_in_float=list(state.spec.skip_modules) + list(state.spec.skip_operators))
         if state.graph_full_int8 is not None:
-            score(f"{name}_all_int8", None, pt2e.QuantizedModel(state.graph_full_int8), params=params1, macs=macs1,
-                  simulated=True, kept_in_float=[])
+            score(f"{name}_all_int8", "compressed", None, pt2e.QuantizedModel(state.graph_full_int8), params=params1,
+                  macs=macs1, simulated=True, kept_in_float=[])
         if state.pre_quant is not None and state.pre_quant is not float_model:
-            score(f"{name}_float_before_quant", f"{name} float before quant (pytorch)", state.pre_quant,
+            score(f"{name}_float_before_quant", "compressed", f"{name} float before quant (pytorch)", state.pre_quant,
                   params=params1, macs=macs1)
         if state.float_control is not None:
-            score(f"{name}_float_control", f"{name} float control (pytorch)", state.float_control, params=params1,
-                  macs=macs1, note="float model trained for the QAT epochs without fake-quant")
+            score(f"{name}_float_control", "control", f"{name} float control (pytorch)", state.float_control,
+                  params=params1, macs=macs1, note="float model trained for the QAT epochs without fake-quant")
     elif state.model is not float_model:
-        score(name, f"{name} (pytorch)", state.model, params=params1, macs=macs1)
+        score(name, "compressed", f"{name} (pytorch)", state.model, params=params1, macs=macs1)
     if state.unpruned_control is not None:
-        score(f"{name}_unpruned_control", f"{name} unpruned control (pytorch)", state.unpruned_control, params=params0,
-              macs=macs0, note="unpruned float model given the same fine-tuning")
+        score(f"{name}_unpruned_control", "control", f"{name} unpruned control (pytorch)", state.unpruned_control,
+              params=params0, macs=macs0, note="unpruned float model given the same fine-tuning")
     return acc, curves, (counts0, counts1)
