@@ -110,7 +110,7 @@ def finetune(
     the loss adds params.distill times the same multitask loss against the teacher's outputs.
     """
     from atpn_edge.train.losses import multitask_loss
-    from atpn_edge.train.trainer import lr_factor
+    from atpn_edge.train.loop import adamw_cosine, run_epoch
 
     set_train = set_train or (lambda m: m.train())
     set_eval = set_eval or (lambda m: m.eval())
@@ -126,10 +126,9 @@ def finetune(
         teacher.eval()
     torch.manual_seed(params.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     steps_per_epoch = len(samples) // params.batch_size
-    total = steps_per_epoch * params.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, max(1, steps_per_epoch // 10)))
+    optimizer, scheduler = adamw_cosine(trainable, params.lr, params.weight_decay, steps_per_epoch * params.epochs,
+                                        max(1, steps_per_epoch // 10))
     start = _resume(state_path, extra_state, model, optimizer, scheduler)
     if start:
         log.info("%s: resuming after epoch %d of %d", description, start, params.epochs)
@@ -140,22 +139,16 @@ def finetune(
         loader = training_loader(samples, num_points, params, epoch)
         bar = tqdm(loader, desc=f"{description} {epoch + 1}/{params.epochs}", unit="batch", disable=not progress,
                    leave=False)
-        total_loss = 0.0
-        for batch in bar:
+
+        def loss_of(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
             outputs = _as_dict(model(batch["image"]), output_names)
-            loss, _ = multitask_loss(outputs, batch, loss_config)
+            loss, parts = multitask_loss(outputs, batch, loss_config)
             if distill:
                 loss = loss + params.distill * multitask_loss(outputs, teacher_targets(teacher, batch), loss_config)[0]
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"{description} diverged at epoch {epoch + 1}: loss {float(loss)}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 10.0)
-            optimizer.step()
-            scheduler.step()
-            total_loss += float(loss.detach())
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        log.info("%s epoch %d/%d: loss %.4f", description, epoch + 1, params.epochs, total_loss / max(1, len(loader)))
+            return loss, parts
+
+        sums, count = run_epoch(bar, loss_of, optimizer, scheduler, trainable, f"{description} at epoch {epoch + 1}")
+        log.info("%s epoch %d/%d: loss %.4f", description, epoch + 1, params.epochs, sums.get("loss", 0.0) / max(1, count))
         if state_path is not None:
             with atomic_path(state_path) as tmp:
                 torch.save({"epoch": epoch + 1, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),

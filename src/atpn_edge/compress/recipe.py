@@ -14,7 +14,6 @@ key, a wrong type or an impossible value raises one UserError line naming the fi
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 
 from atpn_edge.errors import UserError
 from atpn_edge.io import read_yaml, recipe_path
+from atpn_edge.typed_config import build_config, option
 
 OBSERVERS = ("minmax", "moving_average_minmax", "histogram")
 IMPORTANCES = ("magnitude", "taylor", "bn_scale")
@@ -30,25 +30,18 @@ FORMATS = ("tflite", "onnx")
 QUANT_OPERATORS = ("conv2d", "linear", "add", "mul", "cat", "adaptive_avg_pool2d")
 
 
-def _opt(default, *, choices=None, min=None, max=None, min_exclusive=False, help=""):  # noqa: A002
-    meta = {"choices": choices, "min": min, "max": max, "min_exclusive": min_exclusive, "help": help}
-    if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass(frozen=True)
 class TrainParams:
     """Fine-tuning shared by `finetune`, `qat` and `prune`: the trainer's loss on the training pipeline."""
 
-    epochs: int = _opt(3, min=0)
-    lr: float = _opt(3e-4, min=0, min_exclusive=True)
-    weight_decay: float = _opt(5e-5, min=0)
-    batch_size: int = _opt(64, min=2)
-    train_samples: int = _opt(4000, min=2, help="training crops (synthetic: the cached train split's first N)")
-    augment: bool = _opt(True)
-    seed: int = _opt(0, min=0)
-    distill: float = _opt(0.0, min=0, help="weight of the teacher's outputs (landmarks, pose, face score, box) as soft "
+    epochs: int = option(3, min=0)
+    lr: float = option(3e-4, min=0, min_exclusive=True)
+    weight_decay: float = option(5e-5, min=0)
+    batch_size: int = option(64, min=2)
+    train_samples: int = option(4000, min=2, help="training crops (synthetic: the cached train split's first N)")
+    augment: bool = option(True)
+    seed: int = option(0, min=0)
+    distill: float = option(0.0, min=0, help="weight of the teacher's outputs (landmarks, pose, face score, box) as soft "
                                           "targets beside the labels; the teacher is the unpruned control trained as far "
                                           "(prune: unpruned_control: true), else the model before the first prune step; "
                                           "0: labels only")
@@ -61,16 +54,16 @@ class FinetuneStep:
 
 @dataclass(frozen=True)
 class PruneStep:
-    macs_reduction: float = _opt(0.3, min=0, max=0.95, min_exclusive=True,
+    macs_reduction: float = option(0.3, min=0, max=0.95, min_exclusive=True,
                                  help="share of MACs to remove (the channel ratio is searched to reach it)")
-    importance: str = _opt("magnitude", choices=IMPORTANCES)
-    scope: str = _opt("all", choices=PRUNE_SCOPES, help="all: every layer loses the same share of channels; hidden: "
+    importance: str = option("magnitude", choices=IMPORTANCES)
+    scope: str = option("all", choices=PRUNE_SCOPES, help="all: every layer loses the same share of channels; hidden: "
                                                        "only the inverted residuals' expanded channels")
-    iterative_steps: int = _opt(3, min=1)
-    epochs_between_steps: int = _opt(1, min=0, help="recovery fine-tuning after each non-final pruning step")
-    round_to: int = _opt(4, min=1, help="keep channel counts multiples of this (int8 kernels like multiples of 4/8)")
+    iterative_steps: int = option(3, min=1)
+    epochs_between_steps: int = option(1, min=0, help="recovery fine-tuning after each non-final pruning step")
+    round_to: int = option(4, min=1, help="keep channel counts multiples of this (int8 kernels like multiples of 4/8)")
     train: TrainParams = field(default_factory=lambda: TrainParams(epochs=4, lr=1e-3))
-    unpruned_control: bool = _opt(False, help="also give the unpruned model this recipe's fine-tuning (this step's and "
+    unpruned_control: bool = option(False, help="also give the unpruned model this recipe's fine-tuning (this step's and "
                                               "every later finetune step's) and report it: what pruning costs apart "
                                               "from what the extra training buys")
 
@@ -79,34 +72,34 @@ class PruneStep:
 class MixedPrecision:
     """Layers kept in float: the K most sensitive (by the sensitivity pass) and/or named modules."""
 
-    keep_float_top_k: int = _opt(0, min=0)
-    keep_float_modules: tuple[str, ...] = _opt((), help="module names such as heatmap or pose_head")
-    keep_float_operators: tuple[str, ...] = _opt((), choices=QUANT_OPERATORS)
-    keep_float_input_conv: bool = _opt(True, help="the conv reading the image stays float (XNNPACK's int8 convs on "
+    keep_float_top_k: int = option(0, min=0)
+    keep_float_modules: tuple[str, ...] = option((), help="module names such as heatmap or pose_head")
+    keep_float_operators: tuple[str, ...] = option((), choices=QUANT_OPERATORS)
+    keep_float_input_conv: bool = option(True, help="the conv reading the image stays float (XNNPACK's int8 convs on "
                                                    "3-channel input cost 3x fp32); false: int8 input, every conv int8")
-    sensitivity_samples: int = _opt(200, min=1, help="validation crops used to rank layers")
-    sensitivity_analysis: bool = _opt(False, help="write the per-layer table and chart even when K is 0")
+    sensitivity_samples: int = option(200, min=1, help="validation crops used to rank layers")
+    sensitivity_analysis: bool = option(False, help="write the per-layer table and chart even when K is 0")
 
 
 @dataclass(frozen=True)
 class PTQStep:
-    per_channel: bool = _opt(True)
-    observer: str = _opt("histogram", choices=OBSERVERS)
-    calibration_samples: int = _opt(256, min=1)
-    calibration_augment: bool = _opt(False, help="calibrate on augmented training crops")
-    calibration_faces_only: bool = _opt(True, help="calibrate on crops that hold a face: non-face crops stretch the "
+    per_channel: bool = option(True)
+    observer: str = option("histogram", choices=OBSERVERS)
+    calibration_samples: int = option(256, min=1)
+    calibration_augment: bool = option(False, help="calibrate on augmented training crops")
+    calibration_faces_only: bool = option(True, help="calibrate on crops that hold a face: non-face crops stretch the "
                                                    "landmark and box outputs' int8 ranges (data.registry.face_samples)")
     mixed_precision: MixedPrecision = field(default_factory=MixedPrecision)
 
 
 @dataclass(frozen=True)
 class QATStep:
-    per_channel: bool = _opt(True)
-    freeze_observers_epoch: int = _opt(2, min=0, help="observers stop updating from this epoch (0-based) on")
-    freeze_bn_epoch: int = _opt(1, min=0, help="batch-norm running statistics freeze from this epoch on")
+    per_channel: bool = option(True)
+    freeze_observers_epoch: int = option(2, min=0, help="observers stop updating from this epoch (0-based) on")
+    freeze_bn_epoch: int = option(1, min=0, help="batch-norm running statistics freeze from this epoch on")
     train: TrainParams = field(default_factory=lambda: TrainParams(epochs=3, lr=1e-4))
     mixed_precision: MixedPrecision = field(default_factory=MixedPrecision)
-    float_control: bool = _opt(False, help="also train the float model for the same epochs without fake-quant and report it")
+    float_control: bool = option(False, help="also train the float model for the same epochs without fake-quant and report it")
 
 
 @dataclass(frozen=True)
@@ -127,9 +120,9 @@ FINAL_KINDS = ("ptq", "qat", "fp16", "dynamic_int8")
 
 @dataclass(frozen=True)
 class EvalSpec:
-    split: str = _opt("test", choices=("val", "test"))
-    samples: int = _opt(1000, min=1, help="evaluation crops (synthetic) or a limit (real data)")
-    formats: tuple[str, ...] = _opt(("tflite",), choices=FORMATS,
+    split: str = option("test", choices=("val", "test"))
+    samples: int = option(1000, min=1, help="evaluation crops (synthetic) or a limit (real data)")
+    formats: tuple[str, ...] = option(("tflite",), choices=FORMATS,
                                     help="export the result and measure it in its own runtime")
 
 
@@ -162,67 +155,6 @@ class Recipe:
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "steps": [s.to_dict() for s in self.steps],
                 "evaluate": dataclasses.asdict(self.evaluate)}
-
-
-# --------------------------------------------------------------------------- validation
-def _type_name(tp) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(tp, str(tp))
-
-
-def _check_value(value, tp, meta: dict, source: str, key: str):
-    where = f"{source}: '{key}'"
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise UserError(f"{where} must be a list, got {value!r}")
-        item_meta = dict(meta)
-        return tuple(_check_value(v, str, item_meta, source, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise UserError(f"{where} must be true or false, got {value!r}")
-    elif tp in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and not isinstance(value, int)):
-            raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
-        value = tp(value)
-        low, high = meta.get("min"), meta.get("max")
-        if low is not None and (value < low or (meta.get("min_exclusive") and value == low)):
-            raise UserError(f"{where} must be {'greater than' if meta.get('min_exclusive') else 'at least'} {low}, got {value!r}")
-        if high is not None and value > high:
-            raise UserError(f"{where} must be at most {high}, got {value!r}")
-    elif tp is str:
-        if not isinstance(value, str):
-            raise UserError(f"{where} must be a string, got {value!r}")
-    choices = meta.get("choices")
-    if choices and not isinstance(value, tuple) and value not in choices:
-        raise UserError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def build_config(cls, values: Any, source: str, prefix: str):
-    """A mapping -> dataclass `cls`, every key checked; errors name `source` and the dotted key."""
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise UserError(f"{source}: '{prefix.rstrip('.')}' must be a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            known = ", ".join(fields) or "none"
-            raise UserError(f"{source}: unknown key '{prefix}{key}' (known: {known})")
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            base = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else tp()
-            sub = build_config(tp, value, source, f"{prefix}{key}.")
-            # Keys the user did not write keep this field's own defaults (e.g. prune's longer training).
-            given = set(value or {})
-            kwargs[key] = dataclasses.replace(base, **{k: getattr(sub, k) for k in given})
-        else:
-            kwargs[key] = _check_value(value, tp, dict(fields[key].metadata), source, f"{prefix}{key}")
-    return cls(**kwargs)
 
 
 def recipe_from_dict(values: Any, source: str = "recipe") -> Recipe:

@@ -8,17 +8,18 @@ from pathlib import Path
 from typing import Any
 
 
+from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 from atpn_edge.errors import UserError
 from atpn_edge.io import read_yaml, recipe_path
-from atpn_edge.data.registry import DEFAULT_CACHE_DIR
+from atpn_edge.typed_config import build_config, option
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    landmarks: float = 1.0  # wing loss in crop pixels
-    pose: float = 0.1  # smooth L1 in degrees
-    face: float = 1.0  # binary cross-entropy on the face logit
-    box: float = 0.1  # smooth L1 in crop pixels
+    landmarks: float = option(1.0, min=0)  # wing loss in crop pixels
+    pose: float = option(0.1, min=0)  # smooth L1 in degrees
+    face: float = option(1.0, min=0)  # binary cross-entropy on the face logit
+    box: float = option(0.1, min=0)  # smooth L1 in crop pixels
 
 
 @dataclass(frozen=True)
@@ -26,20 +27,20 @@ class TrainConfig:
     model: str = "atpn"
     model_options: dict[str, Any] = field(default_factory=dict)
     data: str = "synthetic"  # "synthetic" or KIND:PATH (see data/registry.py)
-    train_samples: int = 12000  # synthetic data: size of the training set (rendered once, cached)
-    val_samples: int = 1000  # validation set size (synthetic: seed 1; real: a limit, 0 = all)
-    epochs: int = 12
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 5e-5
-    warmup_epochs: float = 0.5
+    train_samples: int = option(12000, min=1)  # synthetic data: size of the training set (rendered once, cached)
+    val_samples: int = option(1000, min=0)  # validation set size (synthetic: seed 1; real: a limit, 0 = all)
+    epochs: int = option(12, min=1)
+    batch_size: int = option(64, min=1)
+    lr: float = option(3e-3, min=0, min_exclusive=True)
+    weight_decay: float = option(5e-5, min=0)
+    warmup_epochs: float = option(0.5, min=0)
     loss_weights: LossWeights = field(default_factory=LossWeights)
-    wing_w: float = 10.0  # wing loss width, crop pixels
-    wing_epsilon: float = 2.0  # wing loss curvature, crop pixels
+    wing_w: float = option(10.0, min=0, min_exclusive=True)  # wing loss width, crop pixels
+    wing_epsilon: float = option(2.0, min=0, min_exclusive=True)  # wing loss curvature, crop pixels
     augment: bool = True
-    threads: int = 2  # torch intra-op threads per process
-    num_workers: int = 0  # DataLoader workers (0: load in the training process)
-    seed: int = 0
+    threads: int = option(2, min=1)  # torch intra-op threads per process
+    num_workers: int = option(0, min=0)  # DataLoader workers (0: load in the training process)
+    seed: int = option(0, min=0)
     cache_dir: str = DEFAULT_CACHE_DIR
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,46 +68,8 @@ def same_training(logged: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return key(logged, True) == key(wanted, False)
 
 
-def _build(cls, values: dict, source: str, prefix: str = ""):
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise UserError(f"{source}: unknown key '{prefix}{key}' (known: {', '.join(fields)})")
-        default = getattr(cls(), key)
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise UserError(f"{source}: '{prefix}{key}' must be a mapping")
-            value = _build(type(default), value, source, f"{prefix}{key}.")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise UserError(f"{source}: '{prefix}{key}' must be true or false, got {value!r}")
-        elif isinstance(default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"{source}: '{prefix}{key}' must be a number, got {value!r}")
-            if isinstance(default, int) and not isinstance(value, int):
-                raise UserError(f"{source}: '{prefix}{key}' must be a whole number, got {value!r}")
-            if value < 0:
-                raise UserError(f"{source}: '{prefix}{key}' must not be negative, got {value!r}")
-        elif isinstance(default, str):
-            if not isinstance(value, str):
-                raise UserError(f"{source}: '{prefix}{key}' must be a string, got {value!r}")
-        elif isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise UserError(f"{source}: '{prefix}{key}' must be a mapping")
-        kwargs[key] = value
-    config = cls(**kwargs)
-    if isinstance(config, TrainConfig):
-        for key in ("epochs", "batch_size", "train_samples", "threads"):
-            if getattr(config, key) < 1:
-                raise UserError(f"{source}: '{key}' must be at least 1")
-        if config.lr <= 0:
-            raise UserError(f"{source}: 'lr' must be positive")
-    return config
-
-
 def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
-    return _build(TrainConfig, values, source)
+    return build_config(TrainConfig, values, source)
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:

@@ -9,7 +9,6 @@ resume, and DDP through torchrun (gloo on CPU, nccl on GPUs).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import dataclasses
@@ -28,6 +27,7 @@ from atpn_edge.models import build_model, rebuild_model
 from atpn_edge.train.batching import EpochSampler, TrainingSet, collate
 from atpn_edge.train.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from atpn_edge.train.config import TrainConfig, config_from_dict
+from atpn_edge.train.loop import adamw_cosine, run_epoch
 from atpn_edge.train.data import load_training_data
 from atpn_edge.train.losses import multitask_loss
 from atpn_edge.train.predict import torch_predict_fn
@@ -61,14 +61,6 @@ def init_distributed() -> DistributedContext:
     ctx = DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     log.info("DDP: rank %d of %d (%s)", ctx.rank, ctx.world_size, backend)
     return ctx
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Linear warm-up, then cosine decay to 1 % of the peak."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
@@ -119,8 +111,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
     if state is None:
         _init_template_from_data(model, train_samples)
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
+    optimizer, scheduler = adamw_cosine(model.parameters(), config.lr, config.weight_decay, total_steps, warmup_steps)
     history: list[dict] = []
     start_epoch = 0
     best_nme = float("inf")
@@ -140,23 +131,15 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
     for epoch in range(start_epoch, config.epochs):
         dataset.epoch = sampler.epoch = epoch
         train_model.train()
-        sums: dict[str, float] = {}
         started = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not (progress and ctx.is_main), leave=False)
-        for batch in bar:
+
+        def loss_of(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            outputs = train_model(batch["image"])
-            loss, parts = multitask_loss(outputs, batch, config)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"training diverged at epoch {epoch + 1}: loss {float(loss)} ({parts})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            scheduler.step()
-            for name, value in {"loss": float(loss.detach()), **parts}.items():
-                sums[name] = sums.get(name, 0.0) + value
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            return multitask_loss(train_model(batch["image"]), batch, config)
+
+        sums, _ = run_epoch(bar, loss_of, optimizer, scheduler, list(model.parameters()),
+                            f"training at epoch {epoch + 1}")
         elapsed = time.perf_counter() - started
         entry = {
             "epoch": epoch + 1,
