@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from atpn_edge.bench.harness import PEER_MEDIAPIPE, BenchConfig, parse_exports, run_bench
+from atpn_edge.bench.entries import PEER_MEDIAPIPE, BenchConfig, parse_exports
+from atpn_edge.bench.harness import run_bench
 from atpn_edge.bench.timing import TimingConfig
 from atpn_edge.errors import UserError
 
@@ -117,7 +118,7 @@ def test_host_peak_is_measured():
 
 def test_mediapipe_missing_becomes_a_row(tmp_path, monkeypatch):
     monkeypatch.setenv("ATPN_EDGE_PEERS", str(tmp_path))
-    from atpn_edge.bench.harness import describe
+    from atpn_edge.bench.entries import describe
 
     entry = describe(PEER_MEDIAPIPE)
     assert entry.status == "missing" and "make setup" in entry.error

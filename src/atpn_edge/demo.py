@@ -187,7 +187,8 @@ def _artifacts(out: Path, checkpoint: Path, ptq: dict, exports: dict) -> dict[st
 def _bench(out: Path, checkpoint: Path, artifacts: dict[str, str], quick: bool, n_eval: int, cache_dir: str) -> dict:
     """The checkpoint, every artifact and MediaPipe in one interleaved run, with the MobileNetV2 reference and
     the per-block profile (skipped when quick)."""
-    from atpn_edge.bench.harness import PEER_MEDIAPIPE, run_bench
+    from atpn_edge.bench.entries import PEER_MEDIAPIPE
+    from atpn_edge.bench.harness import run_bench
 
     models = [str(checkpoint)] + [artifacts[k] for k in ("fp32_tflite", "int8_tflite", "fp32_onnx", "int8_onnx")
                                   if k in artifacts]

@@ -21,7 +21,8 @@ def _threads(text: str) -> tuple[int, ...]:
 
 
 def cmd_bench(args) -> None:
-    from atpn_edge.bench.harness import PEER_MEDIAPIPE, BenchConfig, parse_exports, run_bench
+    from atpn_edge.bench.entries import PEER_MEDIAPIPE, BenchConfig, parse_exports
+    from atpn_edge.bench.harness import run_bench
     from atpn_edge.bench.targets import parse_target
     from atpn_edge.bench.timing import TimingConfig
 

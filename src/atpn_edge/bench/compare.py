@@ -95,7 +95,8 @@ def run_compare(out_dir: str | os.PathLike = "runs/compare", budget: str = "demo
     """Train (or reuse), export and benchmark the comparison -> the compare JSON dict; writes
     out_dir/compare.json, compare.md and compare_latency_nme.png / compare_size_nme.png."""
     from atpn_edge.bench import report
-    from atpn_edge.bench.harness import PEER_MEDIAPIPE, BenchConfig, export_checkpoint, run_bench, _one_line
+    from atpn_edge.bench.entries import PEER_MEDIAPIPE, BenchConfig, export_checkpoint, one_line
+    from atpn_edge.bench.harness import run_bench
     from atpn_edge.bench.timing import TimingConfig
 
     if budget not in BUDGETS:
@@ -124,13 +125,13 @@ def run_compare(out_dir: str | os.PathLike = "runs/compare", budget: str = "demo
         except Exception as e:  # noqa: BLE001 - a model that fails becomes a failed row
             if isinstance(e, KeyboardInterrupt):
                 raise
-            failures.append({"model": label, "variant": "float", "error": f"training: {_one_line(e)}"})
+            failures.append({"model": label, "variant": "float", "error": f"training: {one_line(e)}"})
             continue
         for spec in ("tflite:fp32", "tflite:int8"):
             try:
                 artifacts.append(export_checkpoint(str(checkpoint), spec, out_dir / label, config))
             except Exception as e:  # noqa: BLE001
-                failures.append({"model": label, "variant": spec.split(":")[1], "error": f"export: {_one_line(e)}"})
+                failures.append({"model": label, "variant": spec.split(":")[1], "error": f"export: {one_line(e)}"})
     result = run_bench(artifacts + [PEER_MEDIAPIPE], out_dir, config=config, write=False)
     rows = result["rows"]
     for t in config.threads:

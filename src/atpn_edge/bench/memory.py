@@ -82,7 +82,7 @@ def _child(path: str, runtime: str, runs: int) -> dict:
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 
     def load_and_run():
-        from atpn_edge.bench.harness import Entry, open_entry
+        from atpn_edge.bench.entries import Entry, open_entry
 
         entry = Entry(path=path, model="", variant="", format="", runtime=runtime)
         predictor = open_entry(entry, 1)

@@ -140,7 +140,7 @@ def run_target(config, entries, threads: int) -> dict[str, ToolResult | Exceptio
     """Time the .tflite entries on config.target -> {entry path: ToolResult or the error}."""
     kind, serial = parse_target(config.target)
     runs = config.timing.runs_per_round * config.timing.rounds
-    from atpn_edge.bench.harness import PEER_MEDIAPIPE
+    from atpn_edge.bench.entries import PEER_MEDIAPIPE
 
     files = {}
     for e in entries:
