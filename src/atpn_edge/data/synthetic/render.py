@@ -197,20 +197,47 @@ def _ellipse_ring(centre, axes_a, axes_b, n=16) -> np.ndarray:
 
 
 def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.random.Generator) -> np.ndarray:
-    """Draw the head into `canvas` (H, W, 3) uint8 RGB in place; return the (98, 2) pixel landmarks."""
+    """Draw the head into `canvas` (H, W, 3) uint8 RGB in place; return the (98, 2) pixel landmarks.
+
+    The shaded mesh is rasterised into its own smoothed layer; the facial parts (eyes, brows, mouth,
+    ears, glasses) are primitives drawn back to front over it; the nostrils after the nose."""
     mesh = mean_face_mesh()
     verts = deform(params)
     rot = angles_to_matrix(view.yaw, view.pitch, view.roll)
     px, depth = project(verts, view)
     normals = vertex_normals(verts, mesh.triangles) @ rot.T
+    colour_v, shade = _vertex_colours(params, view, verts, normals)
+    layer = _MeshLayer.draw(canvas.shape, mesh.triangles, px, depth, normals, colour_v, view)
+    prims = (_eye_prims(canvas, params, px, depth, normals, shade) + _brow_prims(canvas, params, px, depth, normals, shade)
+             + _mouth_prims(canvas, params, px, depth, normals, shade) + _ear_prims(canvas, params, view, verts, rot)
+             + _glasses_prims(canvas, params, view, verts, rng))
+    nostrils = _nostril_prims(canvas, params, px, depth)
+    _draw_head_back(canvas, params, view, rot, rng)
+    layer.paste(canvas, layer.mask)
+    for _, draw in sorted(prims, key=lambda item: item[0]):
+        draw()
+    if abs(view.yaw) > 25:  # the nose hides part of the far eye
+        layer.paste(canvas, layer.nose_mask)
+    for _, draw in nostrils:
+        draw()
+    if params.hairline < 1.05:
+        _draw_fringe(canvas, params, px, mesh, view, rng)
+    return px[:98].astype(np.float32)
+
+
+Prim = tuple[float, Callable[[], None]]  # (camera depth, draw): drawn in increasing depth
+
+
+def _vertex_colours(params: FaceParams, view: View, verts: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-> per-vertex RGB (V, 3) (albedo x Lambert shading + specular, none on hair) and the shading (V,).
+    Albedo: skin with per-face texture noise, lips, hair above the hairline, beard."""
+    mesh = mean_face_mesh()
     light = np.asarray(view.light)
     lambert = np.clip(normals @ light, 0, 1)
     half = light + np.array([0, 0, 1.0])
     half /= np.linalg.norm(half)
     spec = np.clip(normals @ half, 0, 1) ** 18 * 0.18
     shade = view.ambient + view.diffuse * lambert  # (V,)
-
-    # Per-vertex albedo: skin with per-face texture noise, lips, hair above the hairline, beard.
     tex_rng = np.random.default_rng(params.texture_seed)
     albedo = np.tile(params.skin, (len(verts), 1)) * tex_rng.uniform(0.93, 1.07, (len(verts), 1))
     albedo[:, 0] *= 1 + 0.06 * np.exp(-((mesh.vertices[:, 0] ** 2) * 4))  # redder centre
@@ -223,55 +250,62 @@ def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.rand
         beard_v = (mesh.vertices[:, 1] < -0.05) & (np.abs(mesh.vertices[:, 0]) < 0.62)
         beard_v &= mesh.region != REGION_LIP
         albedo[beard_v] = albedo[beard_v] * (1 - params.beard) + params.hair * params.beard
+    return albedo * shade[:, None] + 255 * spec[:, None] * (~hair_v)[:, None], shade
 
-    colour_v = albedo * shade[:, None] + 255 * spec[:, None] * (~hair_v)[:, None]
 
-    # Pass 1: the mesh, back to front, into its own layer; then a mask-normalised blur of that layer
-    # approximates smooth (Gouraud) shading while the silhouette stays sharp.
-    tri = mesh.triangles
-    tri_normal_z = normals[tri].mean(axis=1)[:, 2]
-    tri_depth = depth[tri].mean(axis=1)
-    tri_colour = np.clip(colour_v[tri].mean(axis=1), 0, 255)
-    tri_px = np.round(px[tri] * 16).astype(np.int32)  # 4 fractional bits for fillConvexPoly
-    # Work in the face's bounding window only (the blur is the costly part).
-    h, w = canvas.shape[:2]
-    pad = int(max(view.scale * 0.1, 3))
-    # Clamped so the window stays inside the canvas (at least 1 px) when the face leaves the frame:
-    # a negative end would otherwise slice from the far side of the canvas.
-    x0 = min(max(int(px[:, 0].min()) - pad, 0), w - 1)
-    y0 = min(max(int(px[:, 1].min()) - pad, 0), h - 1)
-    x1 = max(min(int(px[:, 0].max()) + pad + 1, w), x0 + 1)
-    y1 = max(min(int(px[:, 1].max()) + pad + 1, h), y0 + 1)
-    # RGBA layer: alpha 255 = face mesh, 254 = a nose triangle (restored over the far eye later).
-    layer = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
-    offset = np.array([x0, y0]) * 16
-    is_nose = np.isin(tri, np.arange(51, 60)).sum(axis=1) >= 2
-    fill = np.concatenate([tri_colour, np.where(is_nose, 254.0, 255.0)[:, None]], axis=1).tolist()
-    visible = np.flatnonzero(tri_normal_z > -0.05)
-    local_px = tri_px - offset
-    for k in visible[np.argsort(tri_depth[visible])].tolist():
-        cv2.fillConvexPoly(layer, local_px[k], fill[k], cv2.LINE_8, 4)
-    alpha = layer[..., 3]
-    mask = alpha > 0
-    nose_mask = alpha == 254
-    sigma = max(view.scale * 0.03, 0.6)
-    m = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)[..., None] + 1e-3
-    smooth = cv2.GaussianBlur(layer[..., :3], (0, 0), sigma).astype(np.float32) / m
-    smooth = np.clip(smooth, 0, 255).astype(np.uint8)
-    face_roi = canvas[y0:y1, x0:x1]
-    prims: list[tuple[float, Callable[[], None]]] = []
-    late_prims: list[tuple[float, Callable[[], None]]] = []  # drawn after the nose is restored
+@dataclass
+class _MeshLayer:
+    """The mesh rasterised back to front in the face's bounding window, then a mask-normalised blur of
+    that layer: smooth (Gouraud-like) shading while the silhouette stays sharp."""
 
-    def eye_normal_z(idx: list[int]) -> float:
-        return float(normals[idx, 2].mean())
+    window: tuple[int, int, int, int]  # x0, y0, x1, y1 in the canvas
+    smooth: np.ndarray  # (h, w, 3) uint8, the blurred layer
+    mask: np.ndarray  # (h, w) bool, the mesh
+    nose_mask: np.ndarray  # (h, w) bool, the nose triangles (restored over the far eye)
 
+    @classmethod
+    def draw(cls, shape, tri: np.ndarray, px: np.ndarray, depth: np.ndarray, normals: np.ndarray,
+             colour_v: np.ndarray, view: View) -> "_MeshLayer":
+        tri_normal_z = normals[tri].mean(axis=1)[:, 2]
+        tri_depth = depth[tri].mean(axis=1)
+        tri_colour = np.clip(colour_v[tri].mean(axis=1), 0, 255)
+        tri_px = np.round(px[tri] * 16).astype(np.int32)  # 4 fractional bits for fillConvexPoly
+        h, w = shape[:2]
+        pad = int(max(view.scale * 0.1, 3))
+        # Clamped so the window stays inside the canvas (at least 1 px) when the face leaves the frame:
+        # a negative end would otherwise slice from the far side of the canvas.
+        x0 = min(max(int(px[:, 0].min()) - pad, 0), w - 1)
+        y0 = min(max(int(px[:, 1].min()) - pad, 0), h - 1)
+        x1 = max(min(int(px[:, 0].max()) + pad + 1, w), x0 + 1)
+        y1 = max(min(int(px[:, 1].max()) + pad + 1, h), y0 + 1)
+        # RGBA layer: alpha 255 = face mesh, 254 = a nose triangle.
+        layer = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
+        is_nose = np.isin(tri, np.arange(51, 60)).sum(axis=1) >= 2
+        fill = np.concatenate([tri_colour, np.where(is_nose, 254.0, 255.0)[:, None]], axis=1).tolist()
+        visible = np.flatnonzero(tri_normal_z > -0.05)
+        local_px = tri_px - np.array([x0, y0]) * 16
+        for k in visible[np.argsort(tri_depth[visible])].tolist():
+            cv2.fillConvexPoly(layer, local_px[k], fill[k], cv2.LINE_8, 4)
+        alpha = layer[..., 3]
+        mask = alpha > 0
+        sigma = max(view.scale * 0.03, 0.6)
+        m = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)[..., None] + 1e-3
+        smooth = cv2.GaussianBlur(layer[..., :3], (0, 0), sigma).astype(np.float32) / m
+        return cls((x0, y0, x1, y1), np.clip(smooth, 0, 255).astype(np.uint8), mask, alpha == 254)
+
+    def paste(self, canvas: np.ndarray, where: np.ndarray) -> None:
+        x0, y0, x1, y1 = self.window
+        canvas[y0:y1, x0:x1][where] = self.smooth[where]
+
+
+def _eye_prims(canvas, params: FaceParams, px, depth, normals, shade) -> list[Prim]:
+    """Eyes: sclera, clipped iris and pupil, upper lid line."""
+    prims: list[Prim] = []
     skin_shade = float(np.mean(shade[60:76]))
-    # Eyes: sclera clipped iris and pupil, upper lid line.
     for eye_idx, pupil in ((list(range(60, 68)), 96), (list(range(68, 76)), 97)):
-        if eye_normal_z(eye_idx) < 0.1:
+        if float(normals[eye_idx, 2].mean()) < 0.1:
             continue
         poly = px[eye_idx]
-        eye_depth = float(depth[eye_idx].mean()) + 0.01
 
         def draw_eye(poly=poly, pupil=pupil) -> None:
             x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 1
@@ -297,55 +331,66 @@ def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.rand
             lid = np.round(poly[0:5] * 16).astype(np.int32)
             cv2.polylines(canvas, [lid], False, (25, 18, 15), max(1, int(eye_w / 14)), cv2.LINE_AA, 4)
 
-        prims.append((eye_depth, draw_eye))
+        prims.append((float(depth[eye_idx].mean()) + 0.01, draw_eye))
+    return prims
 
-    # Brows.
+
+def _brow_prims(canvas, params: FaceParams, px, depth, normals, shade) -> list[Prim]:
+    prims: list[Prim] = []
     brow_colour = params.skin * 0.2 + np.minimum(params.hair, 90) * 0.8
     if params.hair.mean() > 150:
         brow_colour = params.skin * 0.5 + np.array([90, 70, 50]) * 0.5
     for brow_idx in (list(range(33, 42)), list(range(42, 51))):
-        if eye_normal_z(brow_idx) < 0.0:
+        if float(normals[brow_idx, 2].mean()) < 0.0:
             continue
         pts = np.round(px[brow_idx] * 16).astype(np.int32)
         colour = tuple(float(c) for c in np.clip(brow_colour * np.mean(shade[brow_idx]), 0, 255))
         prims.append((float(depth[brow_idx].mean()) + 0.01,
                       lambda pts=pts, colour=colour: cv2.fillPoly(canvas, [pts], colour, cv2.LINE_AA, 4)))
+    return prims
 
-    # Nostrils.
+
+def _nostril_prims(canvas, params: FaceParams, px, depth) -> list[Prim]:
+    prims: list[Prim] = []
     nose_scale = np.linalg.norm(px[55] - px[59])
     for a, b in ((56, 55), (58, 59)):
         centre = px[a] * 0.6 + px[b] * 0.4 + (px[57] - px[54]) * -0.08
         axes = (max(nose_scale * 0.09, 0.6), max(nose_scale * 0.05, 0.4))
         angle = float(np.degrees(np.arctan2(*(px[59] - px[55])[::-1])))
         colour = tuple(float(c) for c in params.skin * 0.25)
-        late_prims.append((float(depth[[a, b]].mean()) + 0.005,
+        prims.append((float(depth[[a, b]].mean()) + 0.005,
                       lambda c=centre, ax=axes, an=angle, col=colour: cv2.ellipse(
                           canvas, (int(c[0] * 16), int(c[1] * 16)), (int(ax[0] * 16), int(ax[1] * 16)),
                           an, 0, 360, col, -1, cv2.LINE_AA, 4)))
+    return prims
 
-    # Mouth interior (open) or the line between the lips (closed).
+
+def _mouth_prims(canvas, params: FaceParams, px, depth, normals, shade) -> list[Prim]:
+    """The lips and the mouth interior (open: dark with teeth) or the line between the lips (closed)."""
+    if normals[76:96, 2].mean() <= 0.05:
+        return []
     inner = np.round(px[88:96] * 16).astype(np.int32)
-    mouth_depth = float(depth[88:96].mean()) + 0.005
-    if normals[76:96, 2].mean() > 0.05:
-        dark = tuple(float(c) for c in params.lip * 0.3)
-        gap = np.linalg.norm(px[90] - px[94])
-        mouth_w = np.linalg.norm(px[76] - px[82])
+    dark = tuple(float(c) for c in params.lip * 0.3)
+    gap = np.linalg.norm(px[90] - px[94])
+    mouth_w = np.linalg.norm(px[76] - px[82])
+    outer = np.round(px[76:88] * 16).astype(np.int32)
+    lip_colour = tuple(float(c) for c in np.clip(params.lip * np.mean(shade[76:88]), 0, 255))
 
-        outer = np.round(px[76:88] * 16).astype(np.int32)
-        lip_colour = tuple(float(c) for c in np.clip(params.lip * np.mean(shade[76:88]), 0, 255))
+    def draw_mouth() -> None:
+        cv2.fillPoly(canvas, [outer], lip_colour, cv2.LINE_AA, 4)
+        if gap > 1.5:
+            cv2.fillPoly(canvas, [inner], dark, cv2.LINE_AA, 4)
+            teeth = np.round(np.vstack([px[88:93], px[92:87:-1] * 0.65 + px[[94, 94, 94, 94, 94]] * 0.35]) * 16)
+            cv2.fillPoly(canvas, [teeth.astype(np.int32)], (225, 220, 205), cv2.LINE_AA, 4)
+        else:
+            cv2.polylines(canvas, [inner[0:5]], False, dark, max(1, int(mouth_w / 30)), cv2.LINE_AA, 4)
 
-        def draw_mouth(inner=inner, gap=gap, mouth_w=mouth_w) -> None:
-            cv2.fillPoly(canvas, [outer], lip_colour, cv2.LINE_AA, 4)
-            if gap > 1.5:
-                cv2.fillPoly(canvas, [inner], dark, cv2.LINE_AA, 4)
-                teeth = np.round(np.vstack([px[88:93], px[92:87:-1] * 0.65 + px[[94, 94, 94, 94, 94]] * 0.35]) * 16)
-                cv2.fillPoly(canvas, [teeth.astype(np.int32)], (225, 220, 205), cv2.LINE_AA, 4)
-            else:
-                cv2.polylines(canvas, [inner[0:5]], False, dark, max(1, int(mouth_w / 30)), cv2.LINE_AA, 4)
+    return [(float(depth[88:96].mean()) + 0.005, draw_mouth)]
 
-        prims.append((mouth_depth, draw_mouth))
 
-    # Ears: ellipses on the sides of the head, visible when their side faces the camera.
+def _ear_prims(canvas, params: FaceParams, view: View, verts, rot) -> list[Prim]:
+    """Ellipses on the sides of the head, visible when their side faces the camera."""
+    prims: list[Prim] = []
     for sign, contour_idx in ((-1, 2), (1, 30)):
         c = verts[contour_idx] + np.array([-sign * 0.02, 0.05, -0.2])
         ring = _ellipse_ring(c, np.array([0, 0.2, 0]), np.array([0.03 * sign, 0, 0.1]), 14)
@@ -356,44 +401,37 @@ def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.rand
             pts = np.round(ear_px * 16).astype(np.int32)
             prims.append((float(ear_depth.mean()) - 0.05,
                           lambda pts=pts, colour=colour: cv2.fillConvexPoly(canvas, pts, colour, cv2.LINE_AA, 4)))
+    return prims
 
-    # Glasses: rims in front of the eyes, a bridge, temples toward the ears.
-    if params.glasses:
-        frame = tuple(float(v) for v in rng.uniform(0, 90, 3)) if rng.random() < 0.8 else (180.0, 160, 120)
-        thick = max(1, int(view.scale / 55))
-        for eye_idx, pupil, sign in ((list(range(60, 68)), 96, -1), (list(range(68, 76)), 97, 1)):
-            c = verts[pupil] + np.array([0.0, 0.0, 0.1])
-            rim = _ellipse_ring(c, np.array([0.17, 0, 0]), np.array([0, 0.12, 0]), 16)
-            rim_px, rim_depth = project(rim, view)
-            pts = np.round(rim_px * 16).astype(np.int32)
 
-            def draw_rim(pts=pts) -> None:
-                if params.glasses == 2:
-                    cv2.fillPoly(canvas, [pts], (25, 25, 30), cv2.LINE_AA, 4)
-                cv2.polylines(canvas, [pts], True, frame, thick, cv2.LINE_AA, 4)
+def _glasses_prims(canvas, params: FaceParams, view: View, verts, rng: np.random.Generator) -> list[Prim]:
+    """Rims in front of the eyes (filled dark for sunglasses), a bridge, temples toward the ears."""
+    if not params.glasses:
+        return []
+    prims: list[Prim] = []
+    frame = tuple(float(v) for v in rng.uniform(0, 90, 3)) if rng.random() < 0.8 else (180.0, 160, 120)
+    thick = max(1, int(view.scale / 55))
+    for pupil, sign in ((96, -1), (97, 1)):
+        c = verts[pupil] + np.array([0.0, 0.0, 0.1])
+        rim = _ellipse_ring(c, np.array([0.17, 0, 0]), np.array([0, 0.12, 0]), 16)
+        rim_px, rim_depth = project(rim, view)
+        pts = np.round(rim_px * 16).astype(np.int32)
 
-            prims.append((float(rim_depth.mean()) + 0.1, draw_rim))
-            temple = np.array([c + np.array([sign * 0.17, 0.02, 0]), c + np.array([sign * 0.26, 0.02, -0.55])])
-            t_px, t_depth = project(temple, view)
-            tp = np.round(t_px * 16).astype(np.int32)
-            prims.append((float(t_depth.mean()), lambda tp=tp: cv2.polylines(canvas, [tp], False, frame, thick, cv2.LINE_AA, 4)))
-        bridge = np.array([verts[96] + [0.17, 0.02, 0.1], verts[51] + [0, 0.0, 0.12], verts[97] + [-0.17, 0.02, 0.1]])
-        b_px, b_depth = project(bridge, view)
-        bp = np.round(b_px * 16).astype(np.int32)
-        prims.append((float(b_depth.max()) + 0.1, lambda bp=bp: cv2.polylines(canvas, [bp], False, frame, thick, cv2.LINE_AA, 4)))
+        def draw_rim(pts=pts) -> None:
+            if params.glasses == 2:
+                cv2.fillPoly(canvas, [pts], (25, 25, 30), cv2.LINE_AA, 4)
+            cv2.polylines(canvas, [pts], True, frame, thick, cv2.LINE_AA, 4)
 
-    _draw_head_back(canvas, params, view, rot, rng)
-    face_roi[mask] = smooth[mask]
-    prims.sort(key=lambda item: item[0])
-    for _, draw in prims:
-        draw()
-    if abs(view.yaw) > 25:  # the nose hides part of the far eye
-        face_roi[nose_mask] = smooth[nose_mask]
-    for _, draw in late_prims:
-        draw()
-    if params.hairline < 1.05:
-        _draw_fringe(canvas, params, px, mesh, view, rng)
-    return px[:98].astype(np.float32)
+        prims.append((float(rim_depth.mean()) + 0.1, draw_rim))
+        temple = np.array([c + np.array([sign * 0.17, 0.02, 0]), c + np.array([sign * 0.26, 0.02, -0.55])])
+        t_px, t_depth = project(temple, view)
+        tp = np.round(t_px * 16).astype(np.int32)
+        prims.append((float(t_depth.mean()), lambda tp=tp: cv2.polylines(canvas, [tp], False, frame, thick, cv2.LINE_AA, 4)))
+    bridge = np.array([verts[96] + [0.17, 0.02, 0.1], verts[51] + [0, 0.0, 0.12], verts[97] + [-0.17, 0.02, 0.1]])
+    b_px, b_depth = project(bridge, view)
+    bp = np.round(b_px * 16).astype(np.int32)
+    prims.append((float(b_depth.max()) + 0.1, lambda bp=bp: cv2.polylines(canvas, [bp], False, frame, thick, cv2.LINE_AA, 4)))
+    return prims
 
 
 def _hull_fill(canvas: np.ndarray, points_px: np.ndarray, colour) -> None:
