@@ -5,11 +5,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from atpn_edge.cli import main
-from atpn_edge.models import build_model
-from atpn_edge.train.checkpoint import save_checkpoint
 
 
 def _run(capsys, *argv):
@@ -52,11 +49,8 @@ def test_info_json(tmp_path, capsys):
     assert sum(p["params"] for p in info["parts"].values()) == info["params"]
 
 
-def test_predict_with_box_maps_back_to_image_pixels(tmp_path, capsys):
-    torch.manual_seed(0)
-    model = build_model("atpn-lite")
-    ckpt = tmp_path / "m.pt"
-    save_checkpoint(ckpt, model)
+def test_predict_with_box_maps_back_to_image_pixels(tmp_path, capsys, lite_checkpoint):
+    ckpt = lite_checkpoint
     image = np.full((300, 400, 3), 90, np.uint8)
     image_path = tmp_path / "face.png"
     cv2.imwrite(str(image_path), image)
@@ -74,32 +68,25 @@ def test_predict_with_box_maps_back_to_image_pixels(tmp_path, capsys):
     assert (tmp_path / "annotated" / "face_atpn.png").is_file()
 
 
-def test_predict_unreadable_image(tmp_path, capsys):
-    model = build_model("atpn-lite")
-    ckpt = tmp_path / "m.pt"
-    save_checkpoint(ckpt, model)
+def test_predict_unreadable_image(tmp_path, capsys, lite_checkpoint):
+    ckpt = lite_checkpoint
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not an image")
     code, _, err = _run(capsys, "predict", str(junk), "--model", str(ckpt))
     assert code == 2 and "junk.jpg: not a readable image" in err
 
 
-def test_bad_box_flag(tmp_path, capsys):
-    model = build_model("atpn-lite")
-    ckpt = tmp_path / "m.pt"
-    save_checkpoint(ckpt, model)
+def test_bad_box_flag(tmp_path, capsys, lite_checkpoint):
+    ckpt = lite_checkpoint
     code, _, err = _run(capsys, "predict", "x.png", "--model", str(ckpt), "--box", "1,2,3")
     assert code == 2 and "--box" in err
 
 
-def test_export_int8_tflite_from_a_ptq_program_scores_it_in_litert(tmp_path, capsys):
+def test_export_int8_tflite_from_a_ptq_program_scores_it_in_litert(tmp_path, capsys, lite_model, lite_checkpoint):
     from atpn_edge.compress.pt2e import QuantSpec
     from atpn_edge.compress.quantize import ptq, save_quantized
 
-    torch.manual_seed(0)
-    model = build_model("atpn-lite").eval()
-    ckpt = tmp_path / "float.pt"
-    save_checkpoint(ckpt, model)
+    model, ckpt = lite_model, lite_checkpoint
     calib = np.random.default_rng(0).integers(0, 256, (8, 112, 112, 3), dtype=np.uint8)
     program = tmp_path / "model_int8.pt2"
     save_quantized(ptq(model, calib, QuantSpec(observer="minmax"), progress=False), program,

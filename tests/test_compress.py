@@ -33,12 +33,6 @@ def fake_samples(n: int, points: int = 98, seed: int = 0) -> list[Sample]:
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build_model("atpn-lite").eval()
-
-
-@pytest.fixture(scope="module")
 def loss_config():
     from atpn_edge.train.config import TrainConfig
 
@@ -98,16 +92,16 @@ def test_cli_bad_recipe_is_one_line_exit_2(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- PTQ and the saved artifact
-def test_ptq_is_int8_close_to_float_and_round_trips_pt2(model, tmp_path):
+def test_ptq_is_int8_close_to_float_and_round_trips_pt2(lite_model, tmp_path):
     from atpn_edge.compress.quantize import load_quantized, ptq, save_quantized
 
     images = np.stack([s.image for s in fake_samples(16)])
-    graph = ptq(model, images, pt2e.QuantSpec(observer="minmax"), progress=False)
+    graph = ptq(lite_model, images, pt2e.QuantSpec(observer="minmax"), progress=False)
     assert pt2e.is_quantized_graph(graph)
     x = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (3, 3, 112, 112)).astype(np.float32))
     q = pt2e.QuantizedModel(graph)(x)
     with torch.no_grad():
-        f = model(x)
+        f = lite_model(x)
     err = (q["landmarks"] - f["landmarks"]).abs().max().item()
     assert 0 < err < 0.05  # quantized (not identical), but close
     path = save_quantized(graph, tmp_path / "m.pt2")
@@ -124,16 +118,16 @@ def test_ptq_is_int8_close_to_float_and_round_trips_pt2(model, tmp_path):
 
 
 # --------------------------------------------------------------------------- pruning
-def test_prune_reaches_mac_target_keeps_outputs_and_rebuilds(model, tmp_path):
+def test_prune_reaches_mac_target_keeps_outputs_and_rebuilds(lite_model, tmp_path):
     from atpn_edge.compress.prune import load_any_checkpoint, prune_channels, save_pruned_checkpoint
 
-    _, macs = count_params_and_macs(model, 112)
-    pruned = prune_channels(model, int(0.5 * macs))
+    _, macs = count_params_and_macs(lite_model, 112)
+    pruned = prune_channels(lite_model, int(0.5 * macs))
     p_params, p_macs = count_params_and_macs(pruned, 112)
     assert 0.3 * macs < p_macs <= 0.5 * macs
     x = torch.randn(2, 3, 112, 112)
     with torch.no_grad():
-        a, f = pruned(x), model(x)
+        a, f = pruned(x), lite_model(x)
     assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in f.items()}
     save_pruned_checkpoint(tmp_path / "p.pt", pruned)
     rebuilt, ckpt = load_any_checkpoint(tmp_path / "p.pt")
@@ -165,12 +159,12 @@ def test_prune_scope_hidden_shrinks_only_the_expansions():
 
 
 # --------------------------------------------------------------------------- fine-tuning resume
-def test_finetune_resume_is_exact(model, loss_config, tmp_path):
+def test_finetune_resume_is_exact(lite_model, loss_config, tmp_path):
     from atpn_edge.compress import finetune as ft
 
     samples = fake_samples(32)
     params = TrainParams(epochs=2, lr=1e-3, batch_size=16, train_samples=32, augment=True)
-    straight = ft.finetune(copy.deepcopy(model), samples, params, loss_config, num_points=98, progress=False)
+    straight = ft.finetune(copy.deepcopy(lite_model), samples, params, loss_config, num_points=98, progress=False)
 
     state = tmp_path / "state.pt"
     calls = []
@@ -180,20 +174,20 @@ def test_finetune_resume_is_exact(model, loss_config, tmp_path):
         if epoch == 1:
             raise KeyboardInterrupt
 
-    interrupted = copy.deepcopy(model)
+    interrupted = copy.deepcopy(lite_model)
     with pytest.raises(KeyboardInterrupt):
         ft.finetune(interrupted, samples, params, loss_config, num_points=98, state_path=state,
                     epoch_hook=crash_at_epoch_1, progress=False)
     assert torch.load(state, weights_only=True)["epoch"] == 1
-    resumed = ft.finetune(copy.deepcopy(model), samples, params, loss_config, num_points=98, state_path=state,
+    resumed = ft.finetune(copy.deepcopy(lite_model), samples, params, loss_config, num_points=98, state_path=state,
                           progress=False)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
     assert not torch.equal(straight.state_dict()["landmark_head.regressor.weight"],
-                           model.state_dict()["landmark_head.regressor.weight"])
+                           lite_model.state_dict()["landmark_head.regressor.weight"])
 
 
-def test_distillation_pulls_the_student_toward_the_teacher(model, loss_config):
+def test_distillation_pulls_the_student_toward_the_teacher(lite_model, loss_config):
     """train.distill adds the teacher's outputs as soft targets: after the same fine-tuning the student's
     landmarks and pose sit nearer the teacher's than without it, and the teacher itself is not trained."""
     from atpn_edge.compress import finetune as ft
@@ -213,7 +207,7 @@ def test_distillation_pulls_the_student_toward_the_teacher(model, loss_config):
     runs = {}
     for distill in (0.0, 5.0):
         params = TrainParams(epochs=2, lr=2e-3, batch_size=16, train_samples=32, augment=False, distill=distill)
-        runs[distill] = gap(ft.finetune(copy.deepcopy(model), samples, params, loss_config, num_points=98,
+        runs[distill] = gap(ft.finetune(copy.deepcopy(lite_model), samples, params, loss_config, num_points=98,
                                         progress=False, teacher=teacher))
     assert runs[5.0][0] < 0.8 * runs[0.0][0] and runs[5.0][1] < runs[0.0][1], runs
     for k, v in teacher.state_dict().items():
@@ -222,19 +216,19 @@ def test_distillation_pulls_the_student_toward_the_teacher(model, loss_config):
 
 # --------------------------------------------------------------------------- QAT
 @pytest.mark.slow
-def test_qat_trains_converts_and_resumes_from_state(model, loss_config, tmp_path):
+def test_qat_trains_converts_and_resumes_from_state(lite_model, loss_config, tmp_path):
     from atpn_edge.compress.quantize import qat
 
     step = QATStep(freeze_bn_epoch=1, freeze_observers_epoch=1,
                    train=TrainParams(epochs=2, lr=1e-3, batch_size=8, train_samples=16, augment=False))
     samples = fake_samples(16)
     state = tmp_path / "qat_state.pt"
-    graph = qat(model, samples, step, loss_config, num_points=98, state_path=state, progress=False)
+    graph = qat(lite_model, samples, step, loss_config, num_points=98, state_path=state, progress=False)
     assert pt2e.is_quantized_graph(graph) and state.is_file()
     x = torch.randn(2, 3, 112, 112)
     out = pt2e.QuantizedModel(graph)(x)
     with torch.no_grad():
-        f = model(x)
+        f = lite_model(x)
     assert (out["landmarks"] - f["landmarks"]).abs().max() > 0  # it trained and quantized
     saved = torch.load(state, weights_only=True)
     assert saved["epoch"] == 2 and saved["extra"]["step"] == "qat"
@@ -246,12 +240,8 @@ def test_qat_trains_converts_and_resumes_from_state(model, loss_config, tmp_path
 
 # --------------------------------------------------------------------------- run_recipe end to end
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, model):
-    from atpn_edge.train.checkpoint import save_checkpoint
-
-    path = tmp_path_factory.mktemp("ckpt") / "float.pt"
-    save_checkpoint(path, model, train_config={})
-    return path
+def checkpoint(lite_checkpoint):
+    return lite_checkpoint
 
 
 def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):

@@ -4,7 +4,6 @@ really int8 (and a fake-quant float graph is caught); failures leave nothing und
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from atpn_edge.export import export_model
 from atpn_edge.export import onnx as onnx_export
 from atpn_edge.export import tflite as tflite_export
 from atpn_edge.export import verify as V
-from atpn_edge.models import build_model
 from atpn_edge.runtime.base import preprocess
 from atpn_edge.runtime.litert import LiteRTPredictor
 from atpn_edge.runtime.onnx import OnnxPredictor
@@ -39,12 +37,6 @@ def _torch(model, images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def lite():
-    torch.manual_seed(0)
-    return build_model("atpn-lite").eval()
-
-
-@pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
     return TinyNet().eval()
@@ -61,9 +53,9 @@ def held_out():
 
 
 @pytest.fixture(scope="module")
-def lite_quantized(lite, calib):
+def lite_quantized(lite_model, calib):
     x = torch.from_numpy(preprocess(calib))
-    prepared = prepare_ptq(lite, x[:1], QuantSpec())
+    prepared = prepare_ptq(lite_model, x[:1], QuantSpec())
     with torch.no_grad():
         for i in range(len(x)):
             prepared(x[i : i + 1])
@@ -76,23 +68,23 @@ def out_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def lite_fp32_tflite(lite, calib, out_dir):
-    return export_model(lite, "tflite", "fp32", out_dir / "lite_fp32.tflite", calib_images=calib)
+def lite_fp32_tflite(lite_model, calib, out_dir):
+    return export_model(lite_model, "tflite", "fp32", out_dir / "lite_fp32.tflite", calib_images=calib)
 
 
 @pytest.fixture(scope="module")
-def lite_int8_tflite(lite_quantized, lite, out_dir, calib):
-    return export_model(lite_quantized, "tflite", "int8", out_dir / "lite_int8.tflite", float_model=lite,
+def lite_int8_tflite(lite_quantized, lite_model, out_dir, calib):
+    return export_model(lite_quantized, "tflite", "int8", out_dir / "lite_int8.tflite", float_model=lite_model,
                         verify_images=calib)
 
 
-def test_tflite_fp32_matches_pytorch(lite, lite_fp32_tflite, held_out):
+def test_tflite_fp32_matches_pytorch(lite_model, lite_fp32_tflite, held_out):
     result = lite_fp32_tflite
     assert result.verification["ok"]
     assert result.verification["parity"]["pytorch"]["landmarks"]["max_abs"] <= 1e-4
     predictor = LiteRTPredictor(result.path)
     got = predictor.predict(held_out)
-    want = _torch(lite, held_out)
+    want = _torch(lite_model, held_out)
     for name in ("landmarks", "pose", "face_box", "face_score"):
         np.testing.assert_allclose(got[name], want[name], atol=1e-4 if name != "pose" else 1e-3)
     assert result.verification["ops"].get("CONV_2D", 0) > 10
@@ -111,7 +103,7 @@ def test_tflite_sidecar_and_report(lite_fp32_tflite):
     assert report["ok"] and report["parity"]["pytorch"]["landmarks"]["max_abs"] <= 1e-4
 
 
-def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflite, lite_fp32_tflite, lite_quantized, lite,
+def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflite, lite_fp32_tflite, lite_quantized, lite_model,
                                                                 held_out):
     result = lite_int8_tflite
     int8 = result.verification["int8"]
@@ -132,7 +124,7 @@ def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflit
     assert ops[first_quantize - 1]["op"] == "CONV_2D" and "TRANSPOSE" not in [op["op"] for op in ops[:3]]
     got = predictor.predict(held_out)
     simulated = _torch(QuantizedModel(lite_quantized), held_out)
-    floating = _torch(lite, held_out)
+    floating = _torch(lite_model, held_out)
     # The LiteRT int8 kernels and the PT2E simulation round the same way up to ~1 output step.
     step = 0.01
     assert np.abs(got["landmarks"] - simulated["landmarks"]).max() < step
@@ -239,20 +231,20 @@ def test_tflite_int8_ai_edge_quantizer_route(tiny, out_dir, calib, held_out):
     assert np.abs(got["landmarks"] - _torch(tiny, held_out)["landmarks"]).max() < 0.05
 
 
-def test_onnx_fp32_and_int8(lite, out_dir, calib, held_out):
+def test_onnx_fp32_and_int8(lite_model, out_dir, calib, held_out):
     import onnx
 
-    fp32 = export_model(lite, "onnx", "fp32", out_dir / "lite_fp32.onnx")
+    fp32 = export_model(lite_model, "onnx", "fp32", out_dir / "lite_fp32.onnx")
     proto = onnx.load(str(fp32.path))
     assert [o.name for o in proto.graph.output] == ["landmarks", "pose", "face_score", "face_box"]
     assert proto.opset_import[0].version >= 17
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["atpn_edge"])["precision"] == "fp32"
-    want = _torch(lite, held_out)
+    want = _torch(lite_model, held_out)
     got = OnnxPredictor(fp32.path).predict(held_out)
     assert np.abs(got["landmarks"] - want["landmarks"]).max() <= 1e-4
 
-    int8 = export_model(lite, "onnx", "int8", out_dir / "lite_int8.onnx", calib_images=calib)
+    int8 = export_model(lite_model, "onnx", "int8", out_dir / "lite_int8.onnx", calib_images=calib)
     check = int8.verification["int8"]
     # the input conv stays float here too (QuantSpec.float_input_conv), and only it
     assert check["ok"] and len(check["float_compute_ops"]) == check["float_compute_allowed"] == 1
