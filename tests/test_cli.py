@@ -64,7 +64,15 @@ def test_predict_with_box_maps_back_to_image_pixels(tmp_path, capsys, lite_check
     assert points.shape == (98, 2)
     # The crop window is 1.25 x 120 px around the box centre (160, 110): every point lies inside it.
     assert np.all(np.abs(points - [160, 110]) <= 75 + 1)
-    assert set(face["pose"]) == {"yaw", "pitch", "roll"} and 0.0 <= face["score"] <= 1.0
+    # the same numbers as the library's predictor on the same crop (the CLI adds only the mapping back)
+    from atpn_edge.data.crop import crop_face
+    from atpn_edge.predictors import open_predictor
+
+    crop = crop_face(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), np.array([100.0, 50, 220, 170]), 112)
+    want = open_predictor(ckpt).predict(crop.image[None])
+    np.testing.assert_allclose(points, crop.to_image(want["landmarks"][0]), atol=0.01)
+    assert face["score"] == pytest.approx(float(want["face_score"][0]), abs=1e-5)
+    assert [face["pose"][k] for k in ("yaw", "pitch", "roll")] == pytest.approx(want["pose"][0].tolist(), abs=1e-3)
     assert (tmp_path / "annotated" / "face_atpn.png").is_file()
 
 
@@ -109,5 +117,14 @@ def test_export_int8_tflite_from_a_ptq_program_scores_it_in_litert(tmp_path, cap
     artifact, float_ = report["accuracy"]["artifact"], report["accuracy"]["float"]
     assert artifact["runtime"] == "litert" and artifact["measured_on"] == "tflite"
     assert artifact["n_images"] == float_["n_images"] > 0
-    assert report["nme_drop_rel"] == pytest.approx(artifact["nme"] / float_["nme"] - 1)
+    # the numbers are the artifact's and the float model's on the same 16 validation crops, measured here again
+    from atpn_edge.data.registry import open_eval_set
+    from atpn_edge.evaluate import evaluate
+    from atpn_edge.predictors import open_predictor
+
+    crops = open_eval_set("synthetic", "val", 16, 98, 112, str(tmp_path / "cache"))
+    nme_int8 = evaluate(open_predictor(out).predict, crops, progress=False)[0].nme
+    nme_float = evaluate(open_predictor(ckpt).predict, crops, progress=False)[0].nme
+    assert artifact["nme"] == pytest.approx(nme_int8, rel=1e-6) and float_["nme"] == pytest.approx(nme_float, rel=1e-6)
+    assert report["nme_drop_rel"] == pytest.approx(nme_int8 / nme_float - 1, rel=1e-5)
     assert json.loads((tmp_path / "m_int8.tflite.json").read_text())["precision"] == "int8"

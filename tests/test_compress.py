@@ -256,18 +256,32 @@ def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):
     report = run_recipe(ptq_recipe, checkpoint, tmp_path / "ptq", cache_dir=cache, progress=False)
     acc = report["accuracy"]
     assert acc["float"]["measured_on"] == "pytorch" and acc["ptq"]["measured_on"] == "pytorch"
-    assert acc["ptq"]["nme_drop_rel"] == pytest.approx(acc["ptq"]["nme"] / acc["float"]["nme"] - 1)
     assert acc["float"]["n_images"] == acc["ptq"]["n_images"] > 0 and report["evaluation"]["n_images"] == 24
+    # the report's numbers are what the saved artifacts give on the same images, measured here independently
+    from atpn_edge.compress.pt2e import QuantizedModel
+    from atpn_edge.compress.quantize import load_quantized
+    from atpn_edge.data.registry import open_eval_set, real_faces_or_none
+    from atpn_edge.evaluate import evaluate
+    from atpn_edge.train.checkpoint import load_checkpoint
+    from atpn_edge.train.predict import torch_predict_fn
+
+    images = open_eval_set("synthetic", "test", 24, 98, 112, cache)
+    float_fn = torch_predict_fn(load_checkpoint(checkpoint)[0])
+    int8_fn = torch_predict_fn(QuantizedModel(load_quantized(tmp_path / "ptq" / "model_int8.pt2")))
+    want = {name: evaluate(fn, images, progress=False)[0].nme for name, fn in (("float", float_fn), ("ptq", int8_fn))}
+    assert acc["float"]["nme"] == pytest.approx(want["float"], rel=1e-6)
+    assert acc["ptq"]["nme"] == pytest.approx(want["ptq"], rel=1e-6)
+    assert acc["ptq"]["nme_drop_rel"] == pytest.approx(want["ptq"] / want["float"] - 1, rel=1e-5)
     for name in ("report.json", "report.md", "report.png", "model_int8.pt2", "model_int8.pt2.json"):
         assert (tmp_path / "ptq" / name).is_file(), name
     # every row is also scored on the built-in real photographs (installed by `make setup`)
-    from atpn_edge.data.registry import real_faces_or_none
-
     real = real_faces_or_none(98)
     assert real is not None, "make setup fetches the real-photo set (scripts/fetch_peers.py)"
     assert acc["float"]["real_n_images"] == acc["ptq"]["real_n_images"] == len(real) > 0
+    real_want = {name: evaluate(fn, real, progress=False)[0].nme for name, fn in (("float", float_fn), ("ptq", int8_fn))}
+    assert acc["float"]["real_nme"] == pytest.approx(real_want["float"], rel=1e-6)
     assert acc["float"]["real_nme_drop_rel"] == 0.0
-    assert acc["ptq"]["real_nme_drop_rel"] == pytest.approx(acc["ptq"]["real_nme"] / acc["float"]["real_nme"] - 1)
+    assert acc["ptq"]["real_nme_drop_rel"] == pytest.approx(real_want["ptq"] / real_want["float"] - 1, rel=1e-5)
     assert "NME real photos" in (tmp_path / "ptq" / "report.md").read_text()
 
     prune_recipe = tmp_path / "prune.yaml"

@@ -155,7 +155,7 @@ def test_tflite_int8_io_nhwc(tiny, out_dir, calib, held_out):
     simulated = _torch(QuantizedModel(quantized), held_out)
     scale = max(o["scale"] or 0 for o in result.metadata["io"]["outputs"])
     assert np.abs(got["landmarks"] - simulated["landmarks"]).max() <= 2 * scale + 1e-6
-    assert np.all((got["face_score"] > 0) & (got["face_score"] < 1))
+    assert np.abs(got["face_score"] - simulated["face_score"]).max() <= 0.02  # the int8 logit, through a sigmoid
     # raw pixels - 128 straight into the interpreter give the adapter's answer within one input step
     runner = predictor.runner
     raw = runner(**{predictor.input_name: (held_out[:1].astype(np.int16) - 128).astype(np.int8)})
