@@ -1,4 +1,4 @@
-"""The bench harness end to end on a tiny random-init model: rows of INTERFACES.md's schema, MAC
+"""The bench harness end to end on a tiny random-init model: rows of docs/INTERFACES.md's schema, MAC
 cross-check against the .tflite graph, accuracy drop against the float row, Markdown and PNGs,
 failed rows instead of crashes, the CLI, peak measurement and peak memory."""
 

@@ -1,7 +1,7 @@
 """Evaluation over a data set with any predictor (numpy only: checkpoints and exported artifacts alike).
 
 `predict_fn` maps (B, S, S, 3) uint8 RGB crops to the named outputs of runtime/base.py. The scores
-follow INTERFACES.md: NME, FR and AUC as fractions, pose MAE in degrees, and per-subset numbers
+follow docs/INTERFACES.md: NME, FR and AUC as fractions, pose MAE in degrees, and per-subset numbers
 where the data set has subsets (WFLW's six attribute subsets).
 """
 

@@ -68,7 +68,7 @@ def annotate(image: np.ndarray, faces: list[dict]) -> np.ndarray:
 
 
 def predict_images(predict_fn: Callable, paths: list[str], out_dir: str | None = None, box: list[float] | None = None) -> dict:
-    """The `predict --json` document of INTERFACES.md; annotated PNGs go to out_dir."""
+    """The `predict --json` document of docs/INTERFACES.md; annotated PNGs go to out_dir."""
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     results = []

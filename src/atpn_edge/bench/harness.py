@@ -3,7 +3,7 @@ peak memory, share of the host's compute peak, and accuracy with its drop agains
 
     result = run_bench(["runs/demo/float/best.pt", "runs/demo/atpn_int8.tflite"], "runs/bench",
                        threads=(1, 2), export=("tflite:fp32", "tflite:int8"))
-    result["rows"]   # the rows of INTERFACES.md's `bench --json`, plus extra fields
+    result["rows"]   # the rows of docs/INTERFACES.md's `bench --json`, plus extra fields
 
 Every model file becomes an entry; a checkpoint is timed in PyTorch eager and, with `export`, also
 exported (formats and precisions from atpn_edge.export.FORMATS) and timed in each format's default

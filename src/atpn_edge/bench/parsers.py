@@ -1,5 +1,5 @@
 """Parsers for the text that benchmark tools print (formats: TFLite benchmark_model,
-ai_edge_litert.tools.benchmark_litert_model, onnxruntime_perf_test; see shared/TOOLCHAIN.md).
+ai_edge_litert.tools.benchmark_litert_model, onnxruntime_perf_test; tests/fixtures/bench/README.md says where each format comes from).
 
 Every parser returns a `ToolResult`: latencies in milliseconds, what the tool said about memory
 and delegation, and the lines it could not make sense of are ignored. A text that holds no

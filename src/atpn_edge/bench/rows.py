@@ -1,4 +1,4 @@
-"""The bench table's rows: one per entry and thread count (INTERFACES.md's `bench --json` schema plus
+"""The bench table's rows: one per entry and thread count (docs/INTERFACES.md's `bench --json` schema plus
 extra fields), the NME drop against the same network's float entry."""
 
 from __future__ import annotations

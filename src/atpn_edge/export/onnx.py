@@ -1,7 +1,7 @@
 """ONNX export: torch.onnx.export(dynamo=True) + full checker + onnxslim; int8 by ONNX Runtime's quantizer.
 
 int8 is QDQ, per-channel, uint8 activations / int8 weights (on x86 u8s8 was faster than fp32 while
-s8s8 was slower, TOOLCHAIN.md), calibrated on the same images as PTQ with the calibration method
+s8s8 was slower in our measurements), calibrated on the same images as PTQ with the calibration method
 closest to the recipe's PT2E observer (CALIBRATION_OF_OBSERVER). A PT2E graph is not exported to
 ONNX: ORT fuses only part of it and it ran slower than fp32.
 """

@@ -1,6 +1,6 @@
 """TFLite (LiteRT) conversion through litert-torch, and post-conversion quantization with ai-edge-quantizer.
 
-Routes (see TOOLCHAIN.md):
+Routes:
 - fp32:          litert_torch.convert(float model).
 - fp16 / dynamic-int8: float .tflite, then ai-edge-quantizer (fp16 weight casting / dynamic wi8-afp32).
 - int8 "pt2e":   the PT2E graph (XNNPACK-style annotations, convert_pt2e) converted with

@@ -4,7 +4,7 @@ detect-every-frame baseline; writes the annotated MP4, the per-frame JSON Lines 
 Outputs in `out_dir`:
     track.mp4        annotated (landmarks, pose axes, box, a red "DET" mark where the detector ran)
     frames.jsonl     one JSON object per frame, written and flushed as each frame finishes
-    summary.json     the summary (INTERFACES.md `track --json`), also returned
+    summary.json     the summary (docs/INTERFACES.md `track --json`), also returned
 
 Both pipelines see the same decoded frame, one after the other, so CPU contention hits them
 alike. Compared milliseconds are detect + crop + infer + post; decoding, drawing and writing are
