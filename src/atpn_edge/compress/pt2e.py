@@ -6,7 +6,7 @@
     quantized = convert(prepared)                         # int8 q/dq GraphModule
     outputs = QuantizedModel(quantized)(x)                # the float model's named dict
 
-The quantizer is the XNNPACK-style one (torchao's copy of it, torchao.quantization.pt2e): its
+The quantizer is the XNNPACK-style one (torchao's private copy, torchao.testing.pt2e._xnnpack_quantizer): its
 annotations lower to a fully-int8 TFLite graph when the converter is told to (export/tflite.py),
 whereas litert-torch's own PT2EQuantizer leaves residual ADDs in float and fails under QAT.
 `convert` keeps weights as float + quantize/dequantize nodes (fold_quantize=False): litert-torch
