@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from fixtures.real_formats import write_wflw
 from atpn_edge.export import export_model
@@ -130,7 +131,8 @@ def test_board_venv_from_the_registry(workspace, tmp_path):
                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert found.returncode == 0, found.stderr[-1500:]
     name, epochs, assets, location, docs = found.stdout.split()
-    assert (epochs, assets, docs) == ("8", "True", "True") and str(venv) in location
+    shipped = yaml.safe_load((ROOT / "recipes" / "train_demo.yaml").read_text())
+    assert (epochs, assets, docs) == (str(shipped["epochs"]), "True", "True") and str(venv) in location
     for args in _commands(workspace)[:4]:
         done = subprocess.run([str(venv / "bin" / "atpn-edge"), *args], capture_output=True, text=True,
                               cwd=workspace["root"], timeout=600)
