@@ -429,3 +429,26 @@ def test_int8_calibration_takes_face_crops_only(tmp_path):
     np.testing.assert_array_equal(everything, np.stack([pool[i].image for i in range(6)]))
     with pytest.raises(UserError, match="no face crops"):
         face_samples([Sample(image=np.zeros((112, 112, 3), np.uint8), face_score=0.0)], 4)
+
+
+def test_sensitivity_allocation_spares_the_block_that_costs_most(lite_model):
+    """block_sensitivity ranks the inverted residuals by score rise per MAC; prune_channels with its weights
+    takes fewer channels from the costly block than one ratio for all does, at the same MAC target."""
+    from atpn_edge.compress.prune import _blocks, block_sensitivity, prune_channels
+    from atpn_edge.models import count_params_and_macs
+
+    widths = [b.hidden_layers()[0].out_channels for b in _blocks(lite_model)]
+
+    def score(m):  # block 0's expanded channels are 20x as costly to lose as the others'
+        lost = [w - b.hidden_layers()[0].out_channels for w, b in zip(widths, _blocks(m))]
+        return sum(loss * (20.0 if i == 0 else 1.0) for i, loss in enumerate(lost)) / 1000
+
+    weights = block_sensitivity(lite_model, score)
+    assert len(weights) == len(widths) and weights[0] == min(weights) and sum(weights) == pytest.approx(len(widths))
+    _, macs = count_params_and_macs(lite_model, 112)
+    target = int(0.7 * macs)
+    uniform = prune_channels(lite_model, target, scope="hidden")
+    allocated = prune_channels(lite_model, target, scope="hidden", block_weights=weights)
+    assert count_params_and_macs(allocated, 112)[1] <= target
+    first = [_blocks(m)[0].hidden_layers()[0].out_channels for m in (uniform, allocated)]
+    assert first[1] > first[0], first

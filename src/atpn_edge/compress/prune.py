@@ -76,13 +76,27 @@ def _output_shapes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple]:
         return {k: tuple(v.shape) for k, v in model.eval()(example).items()}
 
 
+MAX_BLOCK_RATIO = 0.9  # sensitivity allocation: no block loses more of its expanded channels than this
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The inverted residuals with expanded channels, in model order (what `block_weights` index)."""
+    from atpn_edge.models.blocks import InvertedResidual
+
+    return [m for m in model.modules() if isinstance(m, InvertedResidual) and m.hidden_layers()]
+
+
 def _prune_once(model: nn.Module, example: torch.Tensor, ratio: float, importance: str, round_to: int,
-                grad_fn: Callable[[nn.Module], None] | None, scope: str = "all") -> nn.Module:
+                grad_fn: Callable[[nn.Module], None] | None, scope: str = "all",
+                block_weights: list[float] | None = None) -> nn.Module:
     import torch_pruning as tp
 
     model = copy.deepcopy(model).eval()
+    per_block = None if block_weights is None else {
+        block: min(MAX_BLOCK_RATIO, ratio * weight) for block, weight in zip(_blocks(model), block_weights)}
     pruner = tp.pruner.MetaPruner(model, example, importance=_importance(importance), pruning_ratio=ratio,
-                                  ignored_layers=ignored_layers(model, scope), round_to=round_to, iterative_steps=1)
+                                  pruning_ratio_dict=per_block, ignored_layers=ignored_layers(model, scope),
+                                  round_to=round_to, iterative_steps=1)
     if importance == "taylor":
         if grad_fn is None:
             raise ValueError("taylor importance needs grad_fn (a callable that runs loss.backward())")
@@ -102,9 +116,11 @@ def prune_channels(
     grad_fn: Callable[[nn.Module], None] | None = None,
     input_size: int | None = None,
     scope: str = "all",
+    block_weights: list[float] | None = None,
 ) -> nn.Module:
     """A new model pruned structurally to at most `target_macs` MACs (searched channel ratio; `scope`: which
-    channels may go, see ignored_layers)."""
+    channels may go, see ignored_layers; `block_weights`: each inverted residual's ratio is the searched one
+    times its weight, see block_sensitivity)."""
     from atpn_edge.models import count_params_and_macs
 
     size = input_size or int(model.options.get("input_size", 112))
@@ -116,7 +132,7 @@ def prune_channels(
     low, high, best = 0.0, 0.95, None
     for _ in range(9):  # bisection on the per-layer channel ratio
         mid = (low + high) / 2
-        candidate = _prune_once(model, example, mid, importance, round_to, grad_fn, scope)
+        candidate = _prune_once(model, example, mid, importance, round_to, grad_fn, scope, block_weights)
         if count_params_and_macs(candidate, size)[1] <= target_macs:
             best, high = candidate, mid
         else:
@@ -128,6 +144,32 @@ def prune_channels(
     best.name, best.options = model.name, dict(model.options)
     log.info("pruned %s at channel ratio %.3f: %d -> %d MACs", model.name, high, macs, count_params_and_macs(best, size)[1])
     return best
+
+
+def block_sensitivity(model: nn.Module, score: Callable[[nn.Module], float], *, probe_ratio: float = 0.5,
+                      importance: str = "magnitude", round_to: int = 4, input_size: int | None = None) -> list[float]:
+    """Per-block weights for prune_channels: each inverted residual alone loses `probe_ratio` of its expanded
+    channels (no fine-tuning); its cost is the rise of `score` (lower is better, e.g. validation NME) per MAC
+    removed. Weight = sqrt(mean cost / cost), scaled to mean 1: cheap blocks lose more, costly ones less."""
+    from atpn_edge.models import count_params_and_macs
+
+    size = input_size or int(model.options.get("input_size", 112))
+    example = torch.zeros(1, 3, size, size)
+    base_score, base_macs = score(model), count_params_and_macs(model, size)[1]
+    n = len(_blocks(model))
+    costs = []
+    for i in range(n):
+        weights = [0.0] * n
+        weights[i] = 1.0
+        probe = _prune_once(model, example, probe_ratio, importance, round_to, None, "hidden", weights)
+        saved = base_macs - count_params_and_macs(probe, size)[1]
+        costs.append(max(score(probe) - base_score, 1e-6) / max(saved, 1))
+    mean_cost = sum(costs) / n
+    raw = [(mean_cost / c) ** 0.5 for c in costs]
+    weights = [w * n / sum(raw) for w in raw]
+    log.info("block sensitivity (score rise per M MACs): %s -> weights %s",
+             ", ".join(f"{c * 1e6:.4f}" for c in costs), ", ".join(f"{w:.2f}" for w in weights))
+    return weights
 
 
 # --------------------------------------------------------------------------- pruned checkpoints

@@ -26,6 +26,7 @@ from atpn_edge.typed_config import build_config, option
 OBSERVERS = ("minmax", "moving_average_minmax", "histogram")
 IMPORTANCES = ("magnitude", "taylor", "bn_scale")
 PRUNE_SCOPES = ("all", "hidden")
+PRUNE_ALLOCATIONS = ("uniform", "sensitivity")
 FORMATS = ("tflite", "onnx")
 QUANT_OPERATORS = ("conv2d", "linear", "add", "mul", "cat", "adaptive_avg_pool2d")
 
@@ -59,6 +60,9 @@ class PruneStep:
     importance: str = option("magnitude", choices=IMPORTANCES)
     scope: str = option("all", choices=PRUNE_SCOPES, help="all: every layer loses the same share of channels; hidden: "
                                                        "only the inverted residuals' expanded channels")
+    allocation: str = option("uniform", choices=PRUNE_ALLOCATIONS,
+                             help="uniform: every prunable layer loses the same share; sensitivity: each inverted "
+                                  "residual's share scaled by how little pruning it alone raised validation NME per MAC")
     iterative_steps: int = option(3, min=1)
     epochs_between_steps: int = option(1, min=0, help="recovery fine-tuning after each non-final pruning step")
     round_to: int = option(4, min=1, help="keep channel counts multiples of this (int8 kernels like multiples of 4/8)")

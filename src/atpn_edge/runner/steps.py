@@ -15,6 +15,19 @@ from atpn_edge.runner.context import RunContext, calibration_images, eval_set, f
 log = logging.getLogger(__name__)
 
 
+SENSITIVITY_CROPS = 200  # validation crops that rank the blocks for `allocation: sensitivity`
+
+
+def _block_weights(ctx: RunContext, model, step: PruneStep) -> list[float]:
+    from atpn_edge.compress.prune import block_sensitivity
+    from atpn_edge.evaluate import evaluate
+    from atpn_edge.train.predict import torch_predict_fn
+
+    crops = eval_set(ctx.data, "val", SENSITIVITY_CROPS, ctx.num_points, ctx.input_size, ctx.cache_dir)
+    return block_sensitivity(model, lambda m: evaluate(torch_predict_fn(m), crops, progress=False)[0].nme,
+                             importance=step.importance, round_to=step.round_to, input_size=ctx.input_size)
+
+
 def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool, teacher=None):
     """Iterative pruning (equal MAC shares per step) with recovery fine-tuning, then final fine-tuning;
     with step.train.distill > 0 the fine-tuning also learns `teacher`'s outputs (the unpruned model)."""
@@ -44,6 +57,7 @@ def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool,
         loss.backward()
         m.eval()
 
+    block_weights = _block_weights(ctx, model, step) if step.allocation == "sensitivity" else None
     current = model
     start = 1
     for k in range(step.iterative_steps, 0, -1):  # resume from the last finished pruning iteration
@@ -57,7 +71,8 @@ def run_prune(ctx: RunContext, model, step: PruneStep, index: int, resume: bool,
     for k in range(start, step.iterative_steps + 1):
         target = int(base_macs * (1 - step.macs_reduction * k / step.iterative_steps))
         current = prune_channels(current, target, importance=step.importance, round_to=step.round_to, scope=step.scope,
-                                 grad_fn=taylor_grad if step.importance == "taylor" else None, input_size=ctx.input_size)
+                                 grad_fn=taylor_grad if step.importance == "taylor" else None, input_size=ctx.input_size,
+                                 block_weights=block_weights)
         last = k == step.iterative_steps
         params = step.train if last else dataclasses.replace(step.train, epochs=step.epochs_between_steps)
         state = ctx.out / f"step{index}_prune_iter{k}_finetune_state.pt"
