@@ -15,7 +15,7 @@ against it), deployed (an exported artifact run in its own runtime).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from atpn_edge.evaluate import EvalResult
@@ -68,8 +68,6 @@ class Row:
 
     def against(self, reference: "Row") -> "Row":
         """This row with its drops measured against `reference` (the float row)."""
-        from dataclasses import replace
-
         return replace(self, float_nme=reference.nme, float_real_nme=reference.real_nme)
 
     def to_json(self) -> dict[str, Any]:

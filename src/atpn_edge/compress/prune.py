@@ -39,12 +39,17 @@ def output_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The inverted residuals with expanded channels, in model order (what `block_weights` index)."""
+    from atpn_edge.models.blocks import InvertedResidual
+
+    return [m for m in model.modules() if isinstance(m, InvertedResidual) and m.hidden_layers()]
+
+
 def hidden_layers(model: nn.Module) -> list[nn.Module]:
     """Layers whose channels are private to their block: the inverted residuals' expansions
     (InvertedResidual.hidden_layers)."""
-    from atpn_edge.models.blocks import InvertedResidual
-
-    return [layer for m in model.modules() if isinstance(m, InvertedResidual) for layer in m.hidden_layers()]
+    return [layer for block in _blocks(model) for layer in block.hidden_layers()]
 
 
 def ignored_layers(model: nn.Module, scope: str) -> list[nn.Module]:
@@ -77,13 +82,6 @@ def _output_shapes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple]:
 
 
 MAX_BLOCK_RATIO = 0.9  # sensitivity allocation: no block loses more of its expanded channels than this
-
-
-def _blocks(model: nn.Module) -> list[nn.Module]:
-    """The inverted residuals with expanded channels, in model order (what `block_weights` index)."""
-    from atpn_edge.models.blocks import InvertedResidual
-
-    return [m for m in model.modules() if isinstance(m, InvertedResidual) and m.hidden_layers()]
 
 
 def _prune_once(model: nn.Module, example: torch.Tensor, ratio: float, importance: str, round_to: int,
