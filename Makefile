@@ -13,14 +13,14 @@ RECIPE ?= recipes/ptq_int8.yaml
 EPOCHS ?=
 THREADS ?= 1
 
-.PHONY: setup test demo train eval quantize qat prune export-tflite export-onnx bench compare track clean
+.PHONY: setup test demo train eval quantize qat prune export-tflite export-onnx export-executorch bench compare track clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,test]'
+	$(BIN)/python -m pip install --quiet -e '.[train,test,executorch]'
 	$(BIN)/python -m pip check
 	$(BIN)/python scripts/fetch_peers.py
 	touch $(STAMP)
@@ -38,14 +38,16 @@ eval: setup
 	$(CLI) eval --model $(CKPT) --data $(DATA)
 
 # bench: the demo's float checkpoint exported to every format of the export table (fp32 + int8), and
-# MediaPipe's face landmark model, at 1 thread and all cores. compare: BUDGET=demo trains fewer models.
+# MediaPipe's face landmark model, at 1 thread and all cores. compare: BUDGET=demo trains fewer models,
+# COMPARE_FORMATS=tflite,executorch adds each model's .pte pair to the same run.
 BENCH_THREADS ?= all
 BUDGET ?= full
+COMPARE_FORMATS ?= tflite
 bench: setup
 	$(CLI) bench --model $(CKPT) --export default --with-mediapipe --threads $(BENCH_THREADS) --data $(DATA) --out $(or $(OUT),$(DEMO)/bench)
 
 compare: setup
-	$(CLI) compare --budget $(BUDGET) --out $(or $(OUT),runs/compare)
+	$(CLI) compare --budget $(BUDGET) --formats $(COMPARE_FORMATS) --out $(or $(OUT),runs/compare)
 
 clean:
 	rm -rf runs .pytest_cache
@@ -76,6 +78,12 @@ export-onnx: setup
 	mkdir -p $(EXPORT_DIR)
 	$(CLI) export --model $(CKPT) --format onnx --precision fp32 --data $(DATA) --out $(EXPORT_DIR)/atpn_fp32.onnx
 	$(CLI) export --model $(CKPT) --format onnx --precision int8 --data $(DATA) --out $(EXPORT_DIR)/atpn_int8.onnx
+
+# ExecuTorch .pte (XNNPACK delegate); int8 lowers the same PT2E program as the int8 .tflite.
+export-executorch: setup
+	mkdir -p $(EXPORT_DIR)
+	$(CLI) export --model $(CKPT) --format executorch --precision fp32 --data $(DATA) --out $(EXPORT_DIR)/atpn_fp32.pte
+	$(CLI) export --model $(INT8_SRC) --format executorch --precision int8 --data $(DATA) --out $(EXPORT_DIR)/atpn_int8.pte
 
 # track: the int8 .tflite of `make export-tflite` or of the demo's PTQ when one exists, else the float
 # checkpoint; CKPT=... on the command line wins.

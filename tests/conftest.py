@@ -27,3 +27,35 @@ def lite_checkpoint(tmp_path_factory, lite_model):
     path = tmp_path_factory.mktemp("lite") / "float.pt"
     save_checkpoint(path, lite_model, train_config={})
     return path
+
+
+@pytest.fixture(scope="session")
+def calib():
+    """8 noise crops: calibration for int8 exports."""
+    from crops import random_crops
+
+    return random_crops(8, 0)
+
+
+@pytest.fixture(scope="session")
+def held_out():
+    """3 other noise crops: what exported artifacts are compared on."""
+    from crops import random_crops
+
+    return random_crops(3, 1)
+
+
+@pytest.fixture(scope="session")
+def lite_quantized(lite_model, calib):
+    """`lite_model` through PT2E PTQ (QuantSpec defaults: the input conv float), calibrated on `calib`."""
+    import torch
+
+    from atpn_edge.compress.pt2e import QuantSpec, convert, prepare_ptq
+    from atpn_edge.runtime.base import preprocess
+
+    x = torch.from_numpy(preprocess(calib))
+    prepared = prepare_ptq(lite_model, x[:1], QuantSpec())
+    with torch.no_grad():
+        for i in range(len(x)):
+            prepared(x[i : i + 1])
+    return convert(prepared)

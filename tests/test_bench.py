@@ -100,7 +100,9 @@ def test_markdown_and_plots(bench_result):
 
 
 def test_parse_exports():
-    assert parse_exports("default") == ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
+    assert parse_exports("default") == ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8", "executorch:fp32",
+                                        "executorch:int8")
+    assert "executorch:int8" in parse_exports("all") and "executorch:fp16" not in parse_exports("all")
     assert "tflite:fp16" in parse_exports("all")
     assert parse_exports("none") == ()
     with pytest.raises(UserError, match="onnx:fp16"):
@@ -132,6 +134,8 @@ def test_cli_bench_errors(capsys):
     assert main(["bench", "--model", "x.tflite", "--target", "phone"]) == 2
     assert main(["compare", "--budget", "huge"]) == 2
     assert "--budget huge" in capsys.readouterr().err
+    assert main(["compare", "--budget", "smoke", "--formats", "tflite,coreml"]) == 2
+    assert "--formats coreml" in capsys.readouterr().err
 
 
 def test_compare_verdict_reads_the_flags_and_judges_int8_against_the_reference():

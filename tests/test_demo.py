@@ -31,25 +31,27 @@ def test_demo_quick_writes_the_full_report(tmp_path):
     assert set(report["stage_seconds"]) == {"train_and_eval", "ptq", "export", "bench", "track", "compare"}
     assert REPORT_KEYS <= set(report), REPORT_KEYS - set(report)
     acc = report["accuracy"]
-    for variant in ("float", "fp32_tflite", "fp32_onnx"):
+    for variant in ("float", "fp32_tflite", "fp32_onnx", "fp32_executorch"):
         assert set(acc[variant]) == ACCURACY_KEYS, variant
     assert set(acc["ptq_int8"]) == RECIPE_ROW_KEYS | {"simulated", "kept_in_float"}
-    for variant in ("int8_tflite", "int8_onnx"):
+    for variant in ("int8_tflite", "int8_onnx", "int8_executorch"):
         assert set(acc[variant]) == RECIPE_ROW_KEYS | {"artifact", "size_bytes", "route", "int8_check"}, variant
     for row in report["bench_rows"]:
         assert set(row) == BENCH_ROW_KEYS, (row["model"], set(row) ^ BENCH_ROW_KEYS)
-    for variant in ("float", "int8_tflite", "int8_onnx", "fp32_tflite", "fp32_onnx"):
+    for variant in ("float", "int8_tflite", "int8_onnx", "int8_executorch", "fp32_tflite", "fp32_onnx", "fp32_executorch"):
         assert 0 < report["accuracy"][variant]["nme"] < 1, variant
     # the fp32 exports are the float model in another runtime: same accuracy to rounding
-    assert abs(report["accuracy"]["fp32_tflite"]["nme"] - report["accuracy"]["float"]["nme"]) < 1e-4
+    for variant in ("fp32_tflite", "fp32_executorch"):
+        assert abs(report["accuracy"][variant]["nme"] - report["accuracy"]["float"]["nme"]) < 1e-4, variant
     runtimes = {(r["variant"], r["runtime"]) for r in report["bench_rows"] if r.get("status", "ok") == "ok"}
-    assert {("float", "litert"), ("int8", "litert"), ("float", "onnxruntime"), ("int8", "onnxruntime")} <= runtimes
+    assert {("float", "litert"), ("int8", "litert"), ("float", "onnxruntime"), ("int8", "onnxruntime"),
+            ("float", "executorch"), ("int8", "executorch")} <= runtimes
     compared = {(r["model"], r["variant"]) for r in report["compare"]["rows"]}
     assert {("atpn-lite", "float"), ("atpn-lite", "int8")} <= compared
     assert report["compare"]["budget"]["name"] == "smoke"
     for heading in ("## In short", "## Accuracy", "## Size and speed", "## Light models compared", "## Tracking"):
         assert heading in text, heading
     assert "LiteRT + XNNPACK, 1 thread, same run" in text
-    for key in ("int8_tflite", "fp32_onnx", "compare_md", "bench_json", "track_json"):
+    for key in ("int8_tflite", "fp32_onnx", "fp32_pte", "int8_pte", "compare_md", "bench_json", "track_json"):
         assert Path(report["artifacts"][key]).is_file(), key
     assert (tmp_path / "demo" / "compare" / "compare_latency_nme.png").is_file()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from crops import random_crops, torch_outputs
 from tiny_net import TinyNet
 from atpn_edge.compress.pt2e import QuantizedModel, QuantSpec, convert, prepare_ptq
 from atpn_edge.errors import UserError
@@ -23,43 +24,10 @@ from atpn_edge.runtime.onnx import OnnxPredictor
 torch.set_num_threads(1)
 
 
-def _images(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)
-
-
-def _torch(model, images: np.ndarray) -> dict[str, np.ndarray]:
-    x = torch.from_numpy(preprocess(images))
-    with torch.no_grad():
-        out = model(x)
-    out = {k: v.numpy() for k, v in out.items()}
-    out["face_score"] = 1 / (1 + np.exp(-out.pop("face_logit")))
-    return out
-
-
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
     return TinyNet().eval()
-
-
-@pytest.fixture(scope="module")
-def calib():
-    return _images(8, 0)
-
-
-@pytest.fixture(scope="module")
-def held_out():
-    return _images(3, 1)
-
-
-@pytest.fixture(scope="module")
-def lite_quantized(lite_model, calib):
-    x = torch.from_numpy(preprocess(calib))
-    prepared = prepare_ptq(lite_model, x[:1], QuantSpec())
-    with torch.no_grad():
-        for i in range(len(x)):
-            prepared(x[i : i + 1])
-    return convert(prepared)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +52,7 @@ def test_tflite_fp32_matches_pytorch(lite_model, lite_fp32_tflite, held_out):
     assert result.verification["parity"]["pytorch"]["landmarks"]["max_abs"] <= 1e-4
     predictor = LiteRTPredictor(result.path)
     got = predictor.predict(held_out)
-    want = _torch(lite_model, held_out)
+    want = torch_outputs(lite_model, held_out)
     for name in ("landmarks", "pose", "face_box", "face_score"):
         np.testing.assert_allclose(got[name], want[name], atol=1e-4 if name != "pose" else 1e-3)
     assert result.verification["ops"].get("CONV_2D", 0) > 10
@@ -123,8 +91,8 @@ def test_tflite_int8_is_fully_int8_and_matches_quantized_pytorch(lite_int8_tflit
     first_quantize = next(i for i, op in enumerate(ops) if op["op"] == "QUANTIZE")
     assert ops[first_quantize - 1]["op"] == "CONV_2D" and "TRANSPOSE" not in [op["op"] for op in ops[:3]]
     got = predictor.predict(held_out)
-    simulated = _torch(QuantizedModel(lite_quantized), held_out)
-    floating = _torch(lite_model, held_out)
+    simulated = torch_outputs(QuantizedModel(lite_quantized), held_out)
+    floating = torch_outputs(lite_model, held_out)
     # The LiteRT int8 kernels and the PT2E simulation round the same way up to ~1 output step.
     step = 0.01
     assert np.abs(got["landmarks"] - simulated["landmarks"]).max() < step
@@ -152,7 +120,7 @@ def test_tflite_int8_io_nhwc(tiny, out_dir, calib, held_out):
     assert "pixel - 128" in result.metadata["input_encoding"]
     assert result.verification["int8"]["ok"]
     got = predictor.predict(held_out)
-    simulated = _torch(QuantizedModel(quantized), held_out)
+    simulated = torch_outputs(QuantizedModel(quantized), held_out)
     scale = max(o["scale"] or 0 for o in result.metadata["io"]["outputs"])
     assert np.abs(got["landmarks"] - simulated["landmarks"]).max() <= 2 * scale + 1e-6
     assert np.abs(got["face_score"] - simulated["face_score"]).max() <= 0.02  # the int8 logit, through a sigmoid
@@ -208,7 +176,7 @@ def test_mixed_precision_int8_allows_exactly_the_float_layers_it_keeps(tiny, out
     assert check["ok"] and check["float_compute_allowed"] == 3
     assert 1 <= len(check["float_compute_ops"]) <= 3 and check["int8_compute_ops"] >= 2  # stem conv + head FC
     got = LiteRTPredictor(result.path).predict(held_out)
-    assert np.abs(got["landmarks"] - _torch(QuantizedModel(quantized), held_out)["landmarks"]).max() < 0.05
+    assert np.abs(got["landmarks"] - torch_outputs(QuantizedModel(quantized), held_out)["landmarks"]).max() < 0.05
     # the same graph judged as fully int8 fails
     assert not V.tflite_int8_check(V.tflite_ops(str(result.path)))["ok"]
 
@@ -217,7 +185,7 @@ def test_mixed_precision_int8_allows_exactly_the_float_layers_it_keeps(tiny, out
 def test_tflite_lossy_float_precisions(tiny, out_dir, held_out, precision, tol):
     result = export_model(tiny, "tflite", precision, out_dir / f"tiny_{precision}.tflite")
     got = LiteRTPredictor(result.path).predict(held_out)
-    want = _torch(tiny, held_out)
+    want = torch_outputs(tiny, held_out)
     assert np.abs(got["landmarks"] - want["landmarks"]).max() < tol
     assert result.verification["parity"]["float"]["landmarks"]["max_abs"] < tol
     assert result.metadata["quantization"]["quantizer"] == "ai-edge-quantizer"
@@ -228,7 +196,7 @@ def test_tflite_int8_ai_edge_quantizer_route(tiny, out_dir, calib, held_out):
                           quantizer="ai-edge-quantizer")
     assert result.verification["int8"]["ok"], result.verification["int8"]
     got = LiteRTPredictor(result.path).predict(held_out)
-    assert np.abs(got["landmarks"] - _torch(tiny, held_out)["landmarks"]).max() < 0.05
+    assert np.abs(got["landmarks"] - torch_outputs(tiny, held_out)["landmarks"]).max() < 0.05
 
 
 def test_onnx_fp32_and_int8(lite_model, out_dir, calib, held_out):
@@ -240,7 +208,7 @@ def test_onnx_fp32_and_int8(lite_model, out_dir, calib, held_out):
     assert proto.opset_import[0].version >= 17
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["atpn_edge"])["precision"] == "fp32"
-    want = _torch(lite_model, held_out)
+    want = torch_outputs(lite_model, held_out)
     got = OnnxPredictor(fp32.path).predict(held_out)
     assert np.abs(got["landmarks"] - want["landmarks"]).max() <= 1e-4
 
@@ -287,7 +255,7 @@ def test_onnx_int8_calibration_follows_the_observer(tiny, out_dir, calib, held_o
         predictor = OnnxPredictor(result.path)
         assert predictor.metadata["quantization"]["calibration"] == method
         got = predictor.predict(held_out)
-        assert np.abs(got["landmarks"] - _torch(tiny, held_out)["landmarks"]).max() < 0.05
+        assert np.abs(got["landmarks"] - torch_outputs(tiny, held_out)["landmarks"]).max() < 0.05
         paths[observer] = result.path
     scales = [{i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(p)).graph.initializer if i.name.endswith("_scale")}
               for p in paths.values()]

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from atpn_edge.errors import UserError
+from atpn_edge.runtime.loader import RUNTIMES
 from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 log = logging.getLogger("atpn_edge")
@@ -173,10 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def model_runtime(p, model_help="checkpoint (.pt) or exported artifact (.tflite, .onnx)"):
+    def model_runtime(p, model_help="checkpoint (.pt) or exported artifact (.tflite, .onnx, .pte)"):
         p.add_argument("--model", required=True, help=model_help)
-        p.add_argument("--runtime", choices=["litert", "tflite-runtime", "onnxruntime", "torch"], default=None,
-                       help="default: litert for .tflite, onnxruntime for .onnx, torch for checkpoints")
+        p.add_argument("--runtime", choices=list(RUNTIMES), default=None,
+                       help="default: litert for .tflite, onnxruntime for .onnx, executorch for .pte, torch for checkpoints")
         p.add_argument("--threads", type=int, default=1)
 
     p = sub.add_parser("info", help="parameters and MACs of a model (by name or checkpoint)")

@@ -61,14 +61,14 @@ def _stage(seconds: dict[str, float], key: str, title: str):
 
 def _exports(checkpoint: Path, out: Path, eval_images: int) -> dict[str, dict]:
     # Scored on the same test crops as the float and int8 rows of the report.
-    """fp32 TFLite and ONNX of the float model, each verified and scored in its runtime (reused when done)."""
+    """fp32 TFLite, ONNX and ExecuTorch of the float model, each verified and scored in its runtime (reused when done)."""
     from atpn_edge.export.commands import export_artifact
     from atpn_edge.io import read_json_or_none
 
     out.mkdir(parents=True, exist_ok=True)
     reports = {}
-    for format_name in ("tflite", "onnx"):
-        path = out / f"atpn_fp32.{format_name}"
+    for format_name, suffix in (("tflite", ".tflite"), ("onnx", ".onnx"), ("executorch", ".pte")):
+        path = out / f"atpn_fp32{suffix}"
         report = read_json_or_none(str(path) + ".accuracy.json")
         expected_data = f"synthetic test, {eval_images} crops"
         if not (path.is_file() and report and report.get("source") == str(checkpoint) and report.get("eval_data") == expected_data):
@@ -96,7 +96,7 @@ def _predict_photo(checkpoint: Path, out: Path) -> dict | None:
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
-    """train -> PTQ (TFLite + ONNX int8) -> fp32 exports -> bench -> track -> compare -> report.md/.json."""
+    """train -> PTQ (TFLite + ONNX + ExecuTorch int8) -> fp32 exports -> bench -> track -> compare -> report.md/.json."""
     from atpn_edge.metrics import plot_ced
 
     out = Path(out)
@@ -110,13 +110,13 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
         test_metrics, nmes = _evaluate_checkpoint(checkpoint, n_eval, train_config["cache_dir"])
         plot_ced({"float (PyTorch)": nmes}, out / "ced.png")
     cache_dir = train_config["cache_dir"]
-    with _stage(seconds, "ptq", "post-training int8 quantization (recipes/ptq_int8.yaml), TFLite + ONNX int8, "
+    with _stage(seconds, "ptq", "post-training int8 quantization (recipes/ptq_int8.yaml), TFLite + ONNX + ExecuTorch int8, "
                                 "scored in their runtimes"):
         from atpn_edge.runner.run import run_recipe
 
         ptq = run_recipe(RECIPE.parent / "ptq_int8.yaml", checkpoint, out / "compress" / "ptq_int8",
                          eval_samples=n_eval, cache_dir=cache_dir)
-    with _stage(seconds, "export", "float32 exports (TFLite, ONNX), verified against PyTorch"):
+    with _stage(seconds, "export", "float32 exports (TFLite, ONNX, ExecuTorch), verified against PyTorch"):
         exports = _exports(checkpoint, out / "export", eval_images=n_eval)
     artifacts = _artifacts(out, checkpoint, ptq, exports)
     with _stage(seconds, "bench", "benchmark: size, MACs, latency (1 and 2 threads), memory, accuracy"):
@@ -176,6 +176,8 @@ def _artifacts(out: Path, checkpoint: Path, ptq: dict, exports: dict) -> dict[st
         "int8_tflite": ptq["artifacts"].get("tflite"),
         "fp32_onnx": exports["fp32_onnx"].get("artifact"),
         "int8_onnx": ptq["artifacts"].get("onnx"),
+        "fp32_pte": exports["fp32_executorch"].get("artifact"),
+        "int8_pte": ptq["artifacts"].get("executorch"),
         "ptq_report": out / "compress" / "ptq_int8" / "report.md",
         "ced_png": out / "ced.png",
     }
@@ -190,8 +192,8 @@ def _bench(out: Path, checkpoint: Path, artifacts: dict[str, str], quick: bool, 
     from atpn_edge.bench.entries import PEER_MEDIAPIPE
     from atpn_edge.bench.harness import run_bench
 
-    models = [str(checkpoint)] + [artifacts[k] for k in ("fp32_tflite", "int8_tflite", "fp32_onnx", "int8_onnx")
-                                  if k in artifacts]
+    models = [str(checkpoint)] + [artifacts[k] for k in ("fp32_tflite", "int8_tflite", "fp32_onnx", "int8_onnx",
+                                                         "fp32_pte", "int8_pte") if k in artifacts]
     return run_bench(models + [PEER_MEDIAPIPE], out / "bench", threads=(1,) if quick else (1, 2),
                      num_images=n_eval, measure_memory=not quick, cache_dir=cache_dir,
                      reference=None if quick else "mobilenetv2", profile=not quick)
@@ -200,7 +202,8 @@ def _bench(out: Path, checkpoint: Path, artifacts: dict[str, str], quick: bool, 
 def _accuracy_rows(test_metrics: dict, ptq: dict, exports: dict) -> dict[str, dict]:
     """variant -> the report's accuracy row: float (PyTorch), the PTQ program and its int8 artifacts, the fp32 exports."""
     accuracy = {"float": _accuracy_row(test_metrics, "pytorch", 0.0)}
-    for variant, key in (("ptq_int8", "ptq_int8"), ("int8_tflite", "ptq_int8_tflite"), ("int8_onnx", "ptq_int8_onnx")):
+    for variant, key in (("ptq_int8", "ptq_int8"), ("int8_tflite", "ptq_int8_tflite"), ("int8_onnx", "ptq_int8_onnx"),
+                         ("int8_executorch", "ptq_int8_executorch")):
         if key in ptq["accuracy"]:
             accuracy[variant] = ptq["accuracy"][key]
     for variant, report in exports.items():
@@ -233,6 +236,8 @@ def _summary(report: dict) -> list[str]:
     mp = median_ms(find_row(rows, "mediapipe-face-landmark", "fp16 weights", runtime="litert"))
     ort32 = median_ms(find_row(rows, "atpn", "float", runtime="onnxruntime"))
     ort8 = median_ms(find_row(rows, "atpn", "int8", runtime="onnxruntime"))
+    et32 = median_ms(find_row(rows, "atpn", "float", runtime="executorch"))
+    et8 = median_ms(find_row(rows, "atpn", "int8", runtime="executorch"))
     if "int8_tflite" in acc and i8_row.get("size_bytes") and f32_row.get("size_bytes"):
         lines.append(f"- **int8 TFLite**: {i8_row['size_bytes'] / 1024:.0f} KiB ({f32_row['size_bytes'] / i8_row['size_bytes']:.1f}x "
                      f"smaller than fp32), NME {acc['int8_tflite']['nme']:.2%} vs float {acc['float']['nme']:.2%} "
@@ -243,6 +248,9 @@ def _summary(report: dict) -> list[str]:
                                                                     f"{i8 / mp:.2f}x its latency)" if mp else "") + ".")
     if ort32 and ort8:
         lines.append(f"- **ONNX Runtime CPU, 1 thread**: fp32 {ort32:.2f} ms, int8 {ort8:.2f} ms (int8 {ort32 / ort8:.2f}x the speed).")
+    if et32 and et8:
+        lines.append(f"- **ExecuTorch + XNNPACK (.pte), 1 thread**: fp32 {et32:.2f} ms, int8 {et8:.2f} ms "
+                     f"(int8 {et32 / et8:.2f}x the speed).")
     lines += [f"- {line}" for line in int8_speed_lines(rows, report.get("host", {}), 1)[1:]]
     real = {label: find_row(rows, model, variant, runtime=runtime) or {} for label, model, variant, runtime in (
         ("float", "atpn", "float", "torch"), ("int8 .tflite", "atpn", "int8", "litert"),

@@ -80,7 +80,7 @@ def cmd_compare(args) -> None:
     from atpn_edge.bench.compare import run_compare
 
     result = run_compare(args.out, budget=args.budget, threads=_threads(args.threads), models=args.models,
-                         num_images=args.limit)
+                         num_images=args.limit, formats=args.formats)
     print(f"comparison: {result['files']['md']} (JSON {result['files']['json']})")
     for line in result.get("verdict", []):
         print(f"  {line}")
@@ -99,9 +99,9 @@ def _add_target_args(p, target_help: str) -> None:
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="latency, size, memory, MACs and accuracy of checkpoints and exported artifacts")
     p.add_argument("--model", action="append", required=True,
-                   help="checkpoint (.pt), .tflite or .onnx; repeat for several (mediapipe:face_landmark names the peer)")
+                   help="checkpoint (.pt), .tflite, .onnx or .pte; repeat for several (mediapipe:face_landmark names the peer)")
     p.add_argument("--export", default="none",
-                   help="also export each checkpoint: default (tflite/onnx fp32+int8), all, none, or FORMAT:PRECISION,...")
+                   help="also export each checkpoint: default (tflite/onnx/executorch fp32+int8), all, none, or FORMAT:PRECISION,...")
     p.add_argument("--data", default="synthetic", help="synthetic (default) or KIND:PATH")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=1000, help="accuracy images (default 1000)")
@@ -139,6 +139,8 @@ def register(subparsers) -> None:
     p.add_argument("--models", help="comma-separated subset of the comparison's models")
     p.add_argument("--threads", default="1", help="thread counts for latency (default 1)")
     p.add_argument("--limit", type=int, default=None, help="accuracy images (default: the budget's)")
+    p.add_argument("--formats", default="tflite",
+                   help="formats each model is exported to, fp32 + int8, timed in one run: tflite, onnx, executorch")
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--json")
     p.set_defaults(func=cmd_compare)

@@ -3,8 +3,8 @@
 Models (COMPARE_MODELS): ATPN and ATPN-lite, ATPN without the shortcut and without heatmap fusion
 (ablations), PFLD 0.25x and 1x, MobileNetV2, each trained by our trainer with the budget's samples
 x epochs into <out>/<model>/ (finished runs are reused, interrupted ones resume), exported to
-.tflite fp32 and int8 (PT2E), and timed with MediaPipe's face landmark model in the same LiteRT
-interpreter (XNNPACK), interleaved in one run. The `demo` budget trains fewer models and says so
+.tflite fp32 and int8 (PT2E; `formats` adds .onnx and .pte), and timed with MediaPipe's face landmark
+model in the same LiteRT interpreter (XNNPACK), interleaved in one run. The `demo` budget trains fewer models and says so
 (rows "not trained at this budget").
 """
 
@@ -91,9 +91,9 @@ def train_one(label: str, budget: Budget, out_dir: Path, cache_dir: str, progres
 
 def run_compare(out_dir: str | os.PathLike = "runs/compare", budget: str = "demo", threads: tuple[int, ...] = (1,),
                 models: str | list[str] | None = None, num_images: int | None = None, cache_dir: str = DEFAULT_CACHE_DIR,
-                progress: bool = True) -> dict[str, Any]:
-    """Train (or reuse), export and benchmark the comparison -> the compare JSON dict; writes
-    out_dir/compare.json, compare.md and compare_latency_nme.png / compare_size_nme.png."""
+                progress: bool = True, formats: str | tuple[str, ...] = ("tflite",)) -> dict[str, Any]:
+    """Train (or reuse), export (fp32 + int8 in each of `formats`) and benchmark the comparison -> the compare
+    JSON dict; writes out_dir/compare.json, compare.md and compare_latency_nme.png / compare_size_nme.png."""
     from atpn_edge.bench import report
     from atpn_edge.bench.entries import PEER_MEDIAPIPE, BenchConfig, export_checkpoint, one_line
     from atpn_edge.bench.harness import run_bench
@@ -101,6 +101,7 @@ def run_compare(out_dir: str | os.PathLike = "runs/compare", budget: str = "demo
 
     if budget not in BUDGETS:
         raise UserError(f"--budget {budget}: one of {', '.join(BUDGETS)}")
+    exports = _export_specs(formats)
     plan = BUDGETS[budget]
     chosen = list(plan.models)
     if models:
@@ -127,7 +128,7 @@ def run_compare(out_dir: str | os.PathLike = "runs/compare", budget: str = "demo
                 raise
             failures.append({"model": label, "variant": "float", "error": f"training: {one_line(e)}"})
             continue
-        for spec in ("tflite:fp32", "tflite:int8"):
+        for spec in exports:
             try:
                 artifacts.append(export_checkpoint(str(checkpoint), spec, out_dir / label, config))
             except Exception as e:  # noqa: BLE001
@@ -156,6 +157,17 @@ def run_compare(out_dir: str | os.PathLike = "runs/compare", budget: str = "demo
     ]
     report.write_bench_outputs(result, out_dir, title=f"atpn-edge compare (budget {plan.name})", stem="compare", verdict=verdict)
     return result
+
+
+def _export_specs(formats: str | tuple[str, ...]) -> tuple[str, ...]:
+    """'tflite,executorch' -> ('tflite:fp32', 'tflite:int8', 'executorch:fp32', 'executorch:int8'), validated."""
+    from atpn_edge.export.formats import FORMATS
+
+    names = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    unknown = [f for f in names if f not in FORMATS]
+    if unknown or not names:
+        raise UserError(f"--formats {','.join(unknown) or formats!r}: one or more of {', '.join(FORMATS)}")
+    return tuple(f"{name}:{precision}" for name in names for precision in ("fp32", "int8"))
 
 
 def _placeholder(model: str, variant: str, threads: int, status: str, error: str) -> dict[str, Any]:

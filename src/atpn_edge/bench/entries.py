@@ -20,10 +20,10 @@ from atpn_edge.evaluate import EvalResult
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXPORTS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8")
+DEFAULT_EXPORTS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8", "executorch:fp32", "executorch:int8")
 PEER_MEDIAPIPE = "mediapipe:face_landmark"  # a model "path" that names the MediaPipe peer
-RUNTIME_OF_SUFFIX = {".pt": "torch", ".pth": "torch", ".tflite": "litert", ".onnx": "onnxruntime"}
-FORMAT_OF_SUFFIX = {".pt": "pytorch", ".pth": "pytorch", ".tflite": "tflite", ".onnx": "onnx"}
+RUNTIME_OF_SUFFIX = {".pt": "torch", ".pth": "torch", ".tflite": "litert", ".onnx": "onnxruntime", ".pte": "executorch"}
+FORMAT_OF_SUFFIX = {".pt": "pytorch", ".pth": "pytorch", ".tflite": "tflite", ".onnx": "onnx", ".pte": "executorch"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def describe(path: str) -> Entry:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in RUNTIME_OF_SUFFIX:
-        raise UserError(f"--model {path}: unknown model file type '{suffix}' (expected .pt, .tflite or .onnx)")
+        raise UserError(f"--model {path}: unknown model file type '{suffix}' (expected .pt, .tflite, .onnx or .pte)")
     entry = Entry(path=path, model=p.stem, variant="?", format=FORMAT_OF_SUFFIX[suffix], runtime=RUNTIME_OF_SUFFIX[suffix])
     if not p.is_file():
         entry.status, entry.error = "failed", f"{path}: no such file"
@@ -163,7 +163,7 @@ def describe(path: str) -> Entry:
 
 
 def _artifact_metadata(path: Path) -> dict[str, Any]:
-    if path.suffix.lower() == ".tflite":
+    if path.suffix.lower() in (".tflite", ".pte"):
         from atpn_edge.runtime._common import read_sidecar
 
         return read_sidecar(path)
@@ -215,7 +215,7 @@ def parse_exports(spec: str | tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 def calibration_crops(config: BenchConfig, num_points: int, input_size: int, faces_only: bool = True) -> np.ndarray:
-    """Validation crops to calibrate int8 on: face crops for PT2E (.tflite), faces and non-faces for ORT's
+    """Validation crops to calibrate int8 on: face crops for PT2E (.tflite, .pte), faces and non-faces for ORT's
     QDQ quantizer (see runner/deploy.py)."""
     from atpn_edge.data.registry import face_samples, synthetic_split
 
@@ -245,7 +245,7 @@ def export_checkpoint(checkpoint: str, spec: str, out_dir: Path, config: BenchCo
     calib = None
     if precision in ("int8",):
         calib = calibration_crops(config, int(meta["meta"]["num_landmarks"]), int(meta["meta"]["input_size"]),
-                                  faces_only=fmt_name == "tflite")
+                                  faces_only=fmt_name != "onnx")
     with capture_fd2() as captured:
         export_model(model, fmt_name, precision, target, calib_images=calib, source_checkpoint=str(checkpoint))
     estimate = parse_converter_estimate(captured.text)

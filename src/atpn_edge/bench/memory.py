@@ -78,6 +78,8 @@ def _child(path: str, runtime: str, runs: int) -> dict:
         torch.set_num_threads(1)
     elif runtime == "onnxruntime":
         import onnxruntime  # noqa: F401
+    elif runtime == "executorch":
+        import executorch.runtime  # noqa: F401 - imports torch too
     else:
         from ai_edge_litert.interpreter import Interpreter  # noqa: F401
 

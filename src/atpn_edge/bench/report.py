@@ -37,7 +37,7 @@ def host_line(result: dict[str, Any]) -> str:
     peak = h.get("peak_gmacs") or {}
     text = (f"Host: {h.get('cpu')} ({h.get('machine')}, {h.get('cores')} cores, flags {', '.join(h.get('cpu_flags', [])) or '-'}), "
             f"load {h.get('load_average_1m')}; torch {rt.get('torch', '-')}, ai-edge-litert {rt.get('ai-edge-litert', '-')}, "
-            f"onnxruntime {rt.get('onnxruntime', '-')}.")
+            f"onnxruntime {rt.get('onnxruntime', '-')}, executorch {rt.get('executorch', '-')}.")
     if peak:
         def per_threads(values: dict | None) -> str:
             return ", ".join(f"{v} GMAC/s at {t} thread(s)" for t, v in (values or {}).items()) or "-"
@@ -76,8 +76,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-RUNTIME_NAMES = {"litert": "LiteRT + XNNPACK", "onnxruntime": "ONNX Runtime CPU", "torch": "PyTorch eager"}
-_RUNTIME_MARKERS = {"litert": "o", "onnxruntime": "s", "torch": "^"}
+RUNTIME_NAMES = {"litert": "LiteRT + XNNPACK", "onnxruntime": "ONNX Runtime CPU", "executorch": "ExecuTorch + XNNPACK",
+                 "torch": "PyTorch eager"}
+_RUNTIME_MARKERS = {"litert": "o", "onnxruntime": "s", "executorch": "D", "torch": "^"}
 
 
 def plot_tradeoffs(rows: list[dict[str, Any]], path: str | Path, x_key: str, x_label: str, title: str) -> bool:

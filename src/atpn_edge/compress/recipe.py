@@ -27,7 +27,7 @@ OBSERVERS = ("minmax", "moving_average_minmax", "histogram")
 IMPORTANCES = ("magnitude", "taylor", "bn_scale")
 PRUNE_SCOPES = ("all", "hidden")
 PRUNE_ALLOCATIONS = ("uniform", "sensitivity")
-FORMATS = ("tflite", "onnx")
+FORMATS = ("tflite", "onnx", "executorch")
 QUANT_OPERATORS = ("conv2d", "linear", "add", "mul", "cat", "adaptive_avg_pool2d")
 
 

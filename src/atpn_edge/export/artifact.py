@@ -32,6 +32,8 @@ from atpn_edge.runtime.base import preprocess
 
 log = logging.getLogger(__name__)
 
+SIDECAR_FORMATS = ("tflite", "executorch")  # formats whose metadata is a JSON file beside the artifact
+
 __all__ = ["FORMATS", "PRECISIONS", "ExportFormat", "ExportResult", "default_layout_io", "export_model",
            "verification_path"]
 
@@ -127,7 +129,7 @@ def export_model(
     spec = quant_spec or pt2e.QuantSpec()
     source = _resolve_source(model, format, precision, quantizer)
     calib, check_inputs = _inputs(calib_images, verify_images, source, format, precision)
-    if format == "tflite" and precision == "int8" and quantizer == "pt2e" and source.graph is None:
+    if _pt2e_int8(format, precision, quantizer) and source.graph is None:
         from atpn_edge.compress.quantize import ptq
 
         log.info("PTQ: calibrating %s on %d images", source.name, len(calib))
@@ -139,9 +141,12 @@ def export_model(
         quant_info = {"quantizer": "pt2e-xnnpack", "spec": info.get("quant_spec", spec.to_dict()), "mode": info.get("mode"),
                       "calibration_images": None if calib is None else int(len(calib))}
 
+    lowering: dict[str, Any] = {}
     with atomic_path(out_path) as tmp:
         if format == "tflite":
             io, quant_info = _write_tflite(tmp, source, precision, calib, spec, nhwc, int8_io, quant_info)
+        elif format == "executorch":
+            io, lowering = _write_executorch(tmp, source)
         else:
             io, quant_info = _write_onnx(tmp, source, precision, calib, spec, nhwc, quant_info)
         counted = float_model if float_model is not None else (source.model if source.graph is None else None)
@@ -160,13 +165,14 @@ def export_model(
                 islands = _float_islands(spec) if source.graph is not None else ()
                 budget = _float_compute_budget(source.graph) if source.graph is not None else 0
                 report = _verify(tmp, format, precision, source.model, source.graph, float_model, check_inputs,
-                                 allow_float_ops + tuple(islands), budget, tuple(quant_info.get("float_nodes", ())))
+                                 allow_float_ops + tuple(islands), budget, tuple(quant_info.get("float_nodes", ())),
+                                 lowering)
         finally:
             if os.path.exists(tmp + ".json"):
                 os.remove(tmp + ".json")
-        if format == "tflite":
+        if format in SIDECAR_FORMATS:
             write_json(str(out_path) + ".json", metadata)
-    extra = [Path(str(out_path) + ".json")] if format == "tflite" else []
+    extra = [Path(str(out_path) + ".json")] if format in SIDECAR_FORMATS else []
     if verify:
         report["artifact"] = out_path.name
         write_json(verification_path(out_path), report)
@@ -186,6 +192,8 @@ def _validate_request(format: str, precision: str, out_path: str | os.PathLike, 
         raise UserError(f"--out {out_path}: the folder {out_path.parent} does not exist")
     if quantizer not in INT8_QUANTIZERS:
         raise UserError(f"--quantizer {quantizer}: unknown (one of {', '.join(INT8_QUANTIZERS)})")
+    if format == "executorch" and quantizer != "pt2e":
+        raise UserError(f"--quantizer {quantizer}: ExecuTorch int8 comes from the PT2E program only (--quantizer pt2e)")
     if int8_io and not (format == "tflite" and precision == "int8" and quantizer == "pt2e"):
         raise UserError("--int8-io: only TFLite int8 from PT2E has int8 input/output tensors")
     return out_path
@@ -201,12 +209,17 @@ def _resolve_source(model: nn.Module, format: str, precision: str, quantizer: st
         size = int(options.get("input_size", 112))
         names = pt2e.model_output_names(model, torch.zeros(1, 3, size, size))
         return _Source(model, None, getattr(model, "name", type(model).__name__), options, names)
-    if precision != "int8" or format != "tflite" or quantizer != "pt2e":
-        raise UserError(f"a PT2E-quantized model exports only to tflite int8 (asked for {format} {precision}); "
+    if not _pt2e_int8(format, precision, quantizer):
+        raise UserError(f"a PT2E-quantized model exports only to tflite or executorch int8 (asked for {format} {precision}); "
                         "export the float model for other formats")
     info = pt2e.graph_info(graph)
     return _Source(None, graph, info.get("model_name", "quantized"), dict(info.get("model_options", {})),
                    tuple(info["output_names"]))
+
+
+def _pt2e_int8(format: str, precision: str, quantizer: str) -> bool:
+    """Whether this export lowers a PT2E int8 program (made by PTQ here when a float model is given)."""
+    return precision == "int8" and quantizer == "pt2e" and format in ("tflite", "executorch")
 
 
 def _inputs(calib_images: Any, verify_images: Any, source: _Source, format: str, precision: str):
@@ -248,6 +261,21 @@ def _write_tflite(tmp: str, source: _Source, precision: str, calib, spec, nhwc: 
     with open(tmp, "wb") as f:
         f.write(data)
     return tflite.io_details(data), quant_info
+
+
+def _write_executorch(tmp: str, source: _Source) -> tuple[dict, dict]:
+    """Lower to a .pte with the XNNPACK delegate -> (io, lowering record)."""
+    from atpn_edge.export import executorch
+
+    if source.graph is not None:
+        data, lowering = executorch.lower_pt2e(source.graph, source.output_names, source.sample())
+    else:
+        data, lowering = executorch.lower_float(source.model, source.output_names, source.sample())
+    with open(tmp, "wb") as f:
+        f.write(data)
+    io = {"inputs": [{"name": "image", "dtype": "float32"}],
+          "outputs": [{"name": n, "dtype": "float32"} for n in pt2e_names(source.output_names)]}
+    return io, lowering
 
 
 def _write_onnx(tmp: str, source: _Source, precision: str, calib, spec, nhwc: bool, quant_info: dict) -> tuple[dict, dict]:
@@ -344,10 +372,17 @@ def _float_compute_budget(quantized_graph) -> int:
 
 def _verify(path: str, format: str, precision: str, model, quantized_graph, float_model, inputs: np.ndarray,
             allow_float_ops: tuple[str, ...], max_float_compute: int = 0,
-            onnx_float_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
+            onnx_float_nodes: tuple[str, ...] = (), lowering: dict[str, Any] | None = None) -> dict[str, Any]:
     from atpn_edge.export import verify as v
 
-    if format == "tflite":
+    if format == "executorch":
+        from atpn_edge.export import executorch
+        from atpn_edge.export.executorch_predictor import ExecuTorchPredictor
+
+        predictor = ExecuTorchPredictor(path, threads=1)
+        histogram = executorch.op_histogram(lowering)
+        int8_report = executorch.int8_check(lowering, max_float_compute) if precision == "int8" else None
+    elif format == "tflite":
         from atpn_edge.runtime.litert import LiteRTPredictor
 
         predictor = LiteRTPredictor(path, runtime="litert", threads=1)
@@ -371,5 +406,8 @@ def _verify(path: str, format: str, precision: str, model, quantized_graph, floa
     report = v.verify_artifact(predictor, inputs, reference, precision=precision, float_reference=float_reference,
                                int8_report=int8_report, ops=histogram)
     report["reference"] = "pt2e-quantized pytorch" if quantized_graph is not None else "float pytorch"
+    if lowering:
+        report["xnnpack_delegates"] = lowering["delegates"]
+        report["outside_delegate"] = lowering["outside_delegate"]
     log.info("verified %s: %s", path, json.dumps(report["parity"]["pytorch"].get("landmarks")))
     return report

@@ -1,4 +1,4 @@
-"""`atpn-edge export`: a checkpoint (or a PT2E int8 program) -> a verified .tflite / .onnx artifact,
+"""`atpn-edge export`: a checkpoint (or a PT2E int8 program) -> a verified .tflite / .onnx / .pte artifact,
 with its accuracy measured in its own runtime next to the float model's on the same images."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def export_artifact(
     from atpn_edge.evaluate import evaluate
     from atpn_edge.export import export_model
     from atpn_edge.io import write_json
-    from atpn_edge.runtime.loader import load_predictor
+    from atpn_edge.predictors import open_predictor
     from atpn_edge.train.predict import torch_predict_fn
 
     torch.set_num_threads(threads)
@@ -100,8 +100,8 @@ def export_artifact(
 
     calib = None
     if precision != "fp32" or format == "onnx":
-        # face crops for PT2E (the .tflite); ORT's QDQ calibration needs the non-face crops too (runner/deploy.py)
-        calib = _calibration_crops(data, calibration, num_points, input_size, cache_dir, faces_only=format == "tflite")
+        # face crops for PT2E (.tflite, .pte); ORT's QDQ calibration needs the non-face crops too (runner/deploy.py)
+        calib = _calibration_crops(data, calibration, num_points, input_size, cache_dir, faces_only=format != "onnx")
     result = export_model(
         graph if graph is not None else float_model, format, precision, out,
         calib_images=calib, float_model=float_model, source_checkpoint=str(model_path),
@@ -117,7 +117,7 @@ def export_artifact(
     }
     if eval_images > 0:
         _, val = _data_crops(data, eval_split, eval_images, num_points, input_size, cache_dir)
-        predictor = load_predictor(result.path, threads=threads)
+        predictor = open_predictor(result.path, threads=threads)
         artifact_metrics, _ = evaluate(predictor.predict, val, progress=True)
         report["accuracy"] = {"artifact": dict(artifact_metrics.to_json(), measured_on=format, runtime=predictor.runtime)}
         if float_model is not None:
@@ -159,11 +159,11 @@ def cmd_export(args) -> None:
 def register(sub) -> None:
     from atpn_edge.export.formats import FORMATS, INT8_QUANTIZERS, PRECISIONS
 
-    p = sub.add_parser("export", help="export a checkpoint or PT2E int8 program to TFLite or ONNX, verified")
+    p = sub.add_parser("export", help="export a checkpoint or PT2E int8 program to TFLite, ONNX or ExecuTorch, verified")
     p.add_argument("--model", required=True, help="float checkpoint (.pt) or PT2E int8 program from `quantize` (.pt2)")
     p.add_argument("--format", required=True, choices=list(FORMATS))
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
-    p.add_argument("--out", required=True, help="artifact path (.tflite or .onnx); its folder must exist")
+    p.add_argument("--out", required=True, help="artifact path (.tflite, .onnx or .pte); its folder must exist")
     p.add_argument("--data", default="synthetic", help="calibration and evaluation data (synthetic or KIND:PATH)")
     p.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION, help="calibration crops for int8")
     p.add_argument("--eval", type=int, default=DEFAULT_EVAL, help="crops to score the artifact on (0: skip)")

@@ -32,6 +32,10 @@ FORMATS: dict[str, ExportFormat] = {
         "onnx", ".onnx", ("fp32", "dynamic-int8", "int8"), ("onnxruntime",),
         "ONNX via torch.onnx.export(dynamo=True), onnxslim; int8: ONNX Runtime QDQ (u8 activations, s8 weights)",
     ),
+    "executorch": ExportFormat(
+        "executorch", ".pte", ("fp32", "int8"), ("executorch",),
+        "ExecuTorch program with the XNNPACK delegate (int8: the PT2E program of the .tflite, lowered)",
+    ),
 }
 
 INT8_QUANTIZERS = ("pt2e", "ai-edge-quantizer")  # TFLite int8 routes

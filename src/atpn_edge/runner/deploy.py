@@ -15,8 +15,8 @@ def export_and_measure(ctx, state, sets: tuple, acc: dict, curves: dict, report:
                        source: str) -> None:
     """Export the deployable artifacts of `state` (runner.run.RunState) and measure each in its own
     runtime: adds a Row per format to `acc`, a CED curve to `curves`, the paths (or errors) to `report`."""
-    from atpn_edge.export import export_model
-    from atpn_edge.runtime.loader import load_predictor
+    from atpn_edge.export import FORMATS, export_model
+    from atpn_edge.predictors import open_predictor
 
     recipe, out, model, graph, spec = ctx.recipe, ctx.out, state.model, state.graph, state.spec
     calib_images = state.calib_images
@@ -25,13 +25,14 @@ def export_and_measure(ctx, state, sets: tuple, acc: dict, curves: dict, report:
     if calib_images is None and precision == "int8":
         calib_images = calibration_images(ctx, 256)
     for fmt in recipe.evaluate.formats:
-        if fmt == "onnx" and precision == "fp16":
-            log.info("ONNX has no fp16 export here: skipping onnx for %s", recipe.name)
+        if precision not in FORMATS[fmt].precisions:  # ONNX has no fp16 here, ExecuTorch only fp32 and int8
+            log.info("%s has no %s export here: skipping it for %s", fmt, precision, recipe.name)
             continue
-        path = out / f"{recipe.name}.{fmt}"
-        if fmt == "tflite" and graph is not None:
-            source_model, how = graph, ("PT2E graph -> litert-torch (int8, input conv float)" if spec.float_input_conv
-                                         else "PT2E graph -> litert-torch (fully int8)")
+        path = out / f"{recipe.name}{FORMATS[fmt].suffix}"
+        if fmt in ("tflite", "executorch") and graph is not None:
+            lowering = "litert-torch" if fmt == "tflite" else "ExecuTorch XNNPACK"
+            source_model, how = graph, (f"PT2E graph -> {lowering} (int8, input conv float)" if spec.float_input_conv
+                                         else f"PT2E graph -> {lowering} (fully int8)")
             kwargs = {"float_model": model, "quant_spec": spec, "allow_float_ops": ()}
         elif precision == "int8":
             # ONNX from PT2E graphs is not exported: ORT's static QDQ quantizer, with the calibration method
@@ -52,7 +53,7 @@ def export_and_measure(ctx, state, sets: tuple, acc: dict, curves: dict, report:
             log.error("export of %s to %s failed: %s", recipe.name, fmt, e)
             report.setdefault("export_errors", {})[fmt] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             continue
-        predictor = load_predictor(path, threads=1)
+        predictor = open_predictor(path, threads=1)
         variant = f"{recipe.name}_{fmt}"
         acc[variant], nmes = scored(predictor.predict, sets, variant, "deployed", fmt, acc["float"], ctx.progress,
                                     params=params, macs=macs, size_bytes=result.size_bytes, artifact=str(path),

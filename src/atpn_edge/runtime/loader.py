@@ -8,11 +8,15 @@ from pathlib import Path
 from atpn_edge.errors import UserError
 from atpn_edge.runtime.base import Predictor
 
-RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "torch")
-_SUFFIX_RUNTIMES = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",), ".pt": ("torch",), ".pth": ("torch",)}
+RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "executorch", "torch")
+_SUFFIX_RUNTIMES = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",), ".pte": ("executorch",),
+                    ".pt": ("torch",), ".pth": ("torch",)}
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
+# Files whose runtime needs torch (PyTorch checkpoints; ExecuTorch programs, whose Python bindings take
+# torch tensors): opened by atpn_edge.predictors.open_predictor.
+TORCH_SIDE_SUFFIXES = CHECKPOINT_SUFFIXES + (".pte",)
 
 
 def check_model_file(path: str | os.PathLike, runtime: str | None = None, threads: int = 1) -> Path:
@@ -20,7 +24,7 @@ def check_model_file(path: str | os.PathLike, runtime: str | None = None, thread
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _SUFFIX_RUNTIMES:
-        raise UserError(f"--model {path}: unknown model file type '{suffix}' (expected .tflite, .onnx or .pt)")
+        raise UserError(f"--model {path}: unknown model file type '{suffix}' (expected .tflite, .onnx, .pte or .pt)")
     if runtime is not None and runtime not in RUNTIMES:
         raise UserError(f"--runtime {runtime}: unknown runtime (one of {', '.join(RUNTIMES)})")
     if runtime is not None and runtime not in _SUFFIX_RUNTIMES[suffix]:
@@ -40,6 +44,9 @@ def load_predictor(path: str | os.PathLike, runtime: str | None = None, threads:
     if suffix in CHECKPOINT_SUFFIXES:
         raise UserError(f"--model {path}: a PyTorch checkpoint, not an exported artifact (open it with "
                         "atpn_edge.predictors.open_predictor, which needs torch)")
+    if suffix == ".pte":
+        raise UserError(f"--model {path}: an ExecuTorch program, whose Python runtime needs torch (open it with "
+                        "atpn_edge.predictors.open_predictor)")
     if suffix == ".tflite":
         from atpn_edge.runtime.litert import LiteRTPredictor
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from atpn_edge.errors import UserError
+from atpn_edge.runtime.loader import RUNTIMES
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,9 @@ def register(subparsers) -> None:
     p.add_argument("input", nargs="?", default="synthetic",
                    help="synthetic[:SEED] (a rendered sequence with ground truth), a video file, a folder of frames, "
                         "a 300VW video folder, or a camera index")
-    p.add_argument("--model", required=True, help="checkpoint (.pt) or exported artifact (.tflite, .onnx)")
-    p.add_argument("--runtime", choices=["litert", "tflite-runtime", "onnxruntime", "torch"], default=None,
-                   help="default: litert for .tflite, onnxruntime for .onnx, torch for checkpoints")
+    p.add_argument("--model", required=True, help="checkpoint (.pt) or exported artifact (.tflite, .onnx, .pte)")
+    p.add_argument("--runtime", choices=list(RUNTIMES), default=None,
+                   help="default: litert for .tflite, onnxruntime for .onnx, executorch for .pte, torch for checkpoints")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data", help="300vw:PATH: evaluate on the 300VW test videos instead of INPUT")
     p.add_argument("--categories", default="1,2,3", help="300VW test categories")
