@@ -75,7 +75,7 @@ def write_report(report: dict, out: Path, curves: dict | None = None) -> None:
                           "also trains an under-trained float model further, so this, not the drop against float, is "
                           "what the compression itself costs."]
     lines += ["", "Rows measured on `pytorch` for int8 recipes are the simulated PT2E graph (quantize/dequantize "
-              "in float); rows on `tflite` / `onnx` are the exported artifact run in its own runtime."]
+              "in float); rows on `tflite` / `onnx` / `executorch` are the exported artifact run in its own runtime."]
     real_n = acc["float"].get("real_n_images")
     if real_n:
         lines += ["", f"NME real photos: the built-in real photographs (`--data real`, {real_n} human-annotated faces, "
