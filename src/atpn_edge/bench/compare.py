@@ -166,7 +166,8 @@ def _export_specs(formats: str | tuple[str, ...]) -> tuple[str, ...]:
     names = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
     unknown = [f for f in names if f not in FORMATS]
     if unknown or not names:
-        raise UserError(f"--formats {','.join(unknown) or formats!r}: one or more of {', '.join(FORMATS)}")
+        given = ",".join(unknown) if unknown else repr(formats)
+        raise UserError(f"--formats {given}: one or more of {', '.join(FORMATS)}")
     return tuple(f"{name}:{precision}" for name in names for precision in ("fp32", "int8"))
 
 
