@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from crops import random_crops, torch_outputs
+from crops import torch_outputs
 from tiny_net import TinyNet
 from atpn_edge.compress.pt2e import QuantizedModel, QuantSpec, convert, prepare_ptq
 from atpn_edge.errors import UserError
