@@ -38,11 +38,11 @@ eval: setup
 	$(CLI) eval --model $(CKPT) --data $(DATA)
 
 # bench: the demo's float checkpoint exported to every format of the export table (fp32 + int8), and
-# MediaPipe's face landmark model, at 1 thread and all cores. compare: BUDGET=demo trains fewer models,
-# COMPARE_FORMATS=tflite,executorch adds each model's .pte pair to the same run.
+# MediaPipe's face landmark model, at 1 thread and all cores. compare: BUDGET=demo trains fewer models;
+# each model's .tflite and .pte pairs are timed in the same run (COMPARE_FORMATS=tflite for LiteRT alone).
 BENCH_THREADS ?= all
 BUDGET ?= full
-COMPARE_FORMATS ?= tflite
+COMPARE_FORMATS ?= tflite,executorch
 bench: setup
 	$(CLI) bench --model $(CKPT) --export default --with-mediapipe --threads $(BENCH_THREADS) --data $(DATA) --out $(or $(OUT),$(DEMO)/bench)
 
