@@ -62,13 +62,14 @@ def _stage(seconds: dict[str, float], key: str, title: str):
 def _exports(checkpoint: Path, out: Path, eval_images: int) -> dict[str, dict]:
     # Scored on the same test crops as the float and int8 rows of the report.
     """fp32 TFLite, ONNX and ExecuTorch of the float model, each verified and scored in its runtime (reused when done)."""
+    from atpn_edge.export import FORMATS
     from atpn_edge.export.commands import export_artifact
     from atpn_edge.io import read_json_or_none
 
     out.mkdir(parents=True, exist_ok=True)
     reports = {}
-    for format_name, suffix in (("tflite", ".tflite"), ("onnx", ".onnx"), ("executorch", ".pte")):
-        path = out / f"atpn_fp32{suffix}"
+    for format_name in ("tflite", "onnx", "executorch"):
+        path = out / f"atpn_fp32{FORMATS[format_name].suffix}"
         report = read_json_or_none(str(path) + ".accuracy.json")
         expected_data = f"synthetic test, {eval_images} crops"
         if not (path.is_file() and report and report.get("source") == str(checkpoint) and report.get("eval_data") == expected_data):

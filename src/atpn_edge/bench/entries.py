@@ -17,13 +17,15 @@ from atpn_edge.bench.timing import TimingConfig
 from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 from atpn_edge.errors import UserError
 from atpn_edge.evaluate import EvalResult
+from atpn_edge.export.formats import FORMATS
+from atpn_edge.runtime.loader import SUFFIX_RUNTIMES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPORTS = ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8", "executorch:fp32", "executorch:int8")
 PEER_MEDIAPIPE = "mediapipe:face_landmark"  # a model "path" that names the MediaPipe peer
-RUNTIME_OF_SUFFIX = {".pt": "torch", ".pth": "torch", ".tflite": "litert", ".onnx": "onnxruntime", ".pte": "executorch"}
-FORMAT_OF_SUFFIX = {".pt": "pytorch", ".pth": "pytorch", ".tflite": "tflite", ".onnx": "onnx", ".pte": "executorch"}
+RUNTIME_OF_SUFFIX = {suffix: runtimes[0] for suffix, runtimes in SUFFIX_RUNTIMES.items()}  # the default runtime
+FORMAT_OF_SUFFIX = {".pt": "pytorch", ".pth": "pytorch", **{f.suffix: name for name, f in FORMATS.items()}}
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,6 @@ def one_line(e: BaseException) -> str:
 # --------------------------------------------------------------------------- exports of checkpoints
 def parse_exports(spec: str | tuple[str, ...] | None) -> tuple[str, ...]:
     """'default' | 'all' | 'none' | 'tflite:fp32,onnx:int8' -> validated ('FORMAT:PRECISION', ...)."""
-    from atpn_edge.export.formats import FORMATS
-
     if spec is None:
         return ()
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
@@ -245,7 +245,7 @@ def export_checkpoint(checkpoint: str, spec: str, out_dir: Path, config: BenchCo
     calib = None
     if precision in ("int8",):
         calib = calibration_crops(config, int(meta["meta"]["num_landmarks"]), int(meta["meta"]["input_size"]),
-                                  faces_only=fmt_name != "onnx")
+                                  faces_only=fmt.int8_from_pt2e)
     with capture_fd2() as captured:
         export_model(model, fmt_name, precision, target, calib_images=calib, source_checkpoint=str(checkpoint))
     estimate = parse_converter_estimate(captured.text)

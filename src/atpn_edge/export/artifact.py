@@ -219,7 +219,7 @@ def _resolve_source(model: nn.Module, format: str, precision: str, quantizer: st
 
 def _pt2e_int8(format: str, precision: str, quantizer: str) -> bool:
     """Whether this export lowers a PT2E int8 program (made by PTQ here when a float model is given)."""
-    return precision == "int8" and quantizer == "pt2e" and format in ("tflite", "executorch")
+    return precision == "int8" and quantizer == "pt2e" and FORMATS[format].int8_from_pt2e
 
 
 def _inputs(calib_images: Any, verify_images: Any, source: _Source, format: str, precision: str):

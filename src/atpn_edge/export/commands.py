@@ -83,7 +83,7 @@ def export_artifact(
     import torch
 
     from atpn_edge.evaluate import evaluate
-    from atpn_edge.export import export_model
+    from atpn_edge.export import FORMATS, export_model
     from atpn_edge.io import write_json
     from atpn_edge.predictors import open_predictor
     from atpn_edge.train.predict import torch_predict_fn
@@ -101,7 +101,7 @@ def export_artifact(
     calib = None
     if precision != "fp32" or format == "onnx":
         # face crops for PT2E (.tflite, .pte); ORT's QDQ calibration needs the non-face crops too (runner/deploy.py)
-        calib = _calibration_crops(data, calibration, num_points, input_size, cache_dir, faces_only=format != "onnx")
+        calib = _calibration_crops(data, calibration, num_points, input_size, cache_dir, faces_only=FORMATS[format].int8_from_pt2e)
     result = export_model(
         graph if graph is not None else float_model, format, precision, out,
         calib_images=calib, float_model=float_model, source_checkpoint=str(model_path),

@@ -7,7 +7,6 @@ Python >= 3.12). On a phone the same .pte runs in ExecuTorch's C++ runtime.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ import numpy as np
 from atpn_edge.errors import UserError
 from atpn_edge.runtime._common import BatchOneAdapter, finish_outputs, read_sidecar
 from atpn_edge.runtime.base import OUTPUT_NAMES
-
-log = logging.getLogger(__name__)
-
 
 def _set_threads(threads: int) -> None:
     """ExecuTorch's XNNPACK threadpool is one per process: size it for the predictor about to run."""

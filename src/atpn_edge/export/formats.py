@@ -14,6 +14,8 @@ class ExportFormat:
     precisions: tuple[str, ...]  # the --precision values it supports
     runtimes: tuple[str, ...]  # runtimes that run it, default first
     description: str
+    # int8 is the PT2E program lowered (calibrated on face crops); else the format's own quantizer (ORT QDQ)
+    int8_from_pt2e: bool = False
 
 
 PRECISIONS = {
@@ -27,6 +29,7 @@ FORMATS: dict[str, ExportFormat] = {
     "tflite": ExportFormat(
         "tflite", ".tflite", ("fp32", "fp16", "dynamic-int8", "int8"), ("litert", "tflite-runtime"),
         "LiteRT flatbuffer via litert-torch (int8: PT2E XNNPACK quantizer, or ai-edge-quantizer)",
+        int8_from_pt2e=True,
     ),
     "onnx": ExportFormat(
         "onnx", ".onnx", ("fp32", "dynamic-int8", "int8"), ("onnxruntime",),
@@ -35,6 +38,7 @@ FORMATS: dict[str, ExportFormat] = {
     "executorch": ExportFormat(
         "executorch", ".pte", ("fp32", "int8"), ("executorch",),
         "ExecuTorch program with the XNNPACK delegate (int8: the PT2E program of the .tflite, lowered)",
+        int8_from_pt2e=True,
     ),
 }
 

@@ -29,7 +29,7 @@ def export_and_measure(ctx, state, sets: tuple, acc: dict, curves: dict, report:
             log.info("%s has no %s export here: skipping it for %s", fmt, precision, recipe.name)
             continue
         path = out / f"{recipe.name}{FORMATS[fmt].suffix}"
-        if fmt in ("tflite", "executorch") and graph is not None:
+        if FORMATS[fmt].int8_from_pt2e and graph is not None:
             lowering = "litert-torch" if fmt == "tflite" else "ExecuTorch XNNPACK"
             source_model, how = graph, (f"PT2E graph -> {lowering} (int8, input conv float)" if spec.float_input_conv
                                          else f"PT2E graph -> {lowering} (fully int8)")

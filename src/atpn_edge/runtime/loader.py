@@ -9,8 +9,8 @@ from atpn_edge.errors import UserError
 from atpn_edge.runtime.base import Predictor
 
 RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "executorch", "torch")
-_SUFFIX_RUNTIMES = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",), ".pte": ("executorch",),
-                    ".pt": ("torch",), ".pth": ("torch",)}
+SUFFIX_RUNTIMES = {".tflite": ("litert", "tflite-runtime"), ".onnx": ("onnxruntime",), ".pte": ("executorch",),
+                   ".pt": ("torch",), ".pth": ("torch",)}  # default first
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -23,12 +23,12 @@ def check_model_file(path: str | os.PathLike, runtime: str | None = None, thread
     """Validate a --model file against --runtime and --threads (UserError naming the problem) -> Path."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in _SUFFIX_RUNTIMES:
+    if suffix not in SUFFIX_RUNTIMES:
         raise UserError(f"--model {path}: unknown model file type '{suffix}' (expected .tflite, .onnx, .pte or .pt)")
     if runtime is not None and runtime not in RUNTIMES:
         raise UserError(f"--runtime {runtime}: unknown runtime (one of {', '.join(RUNTIMES)})")
-    if runtime is not None and runtime not in _SUFFIX_RUNTIMES[suffix]:
-        raise UserError(f"--runtime {runtime} cannot run a {suffix} file (use {' or '.join(_SUFFIX_RUNTIMES[suffix])})")
+    if runtime is not None and runtime not in SUFFIX_RUNTIMES[suffix]:
+        raise UserError(f"--runtime {runtime} cannot run a {suffix} file (use {' or '.join(SUFFIX_RUNTIMES[suffix])})")
     if threads < 1:
         raise UserError(f"--threads {threads}: must be at least 1")
     if not path.is_file():
