@@ -338,7 +338,7 @@ def test_gdconv_exports_as_two_small_depthwise_convs_with_the_same_values():
     exported = torch.export.export(net, (x[:1],))
     convs = [n for n in exported.graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
     kernels = [tuple(n.args[1].meta["val"].shape[-2:]) for n in convs]
-    assert kernels == [(16, 16), (1, 7), (1, 7)], kernels  # the stem, then the two halves of the GDConv
+    assert kernels == [(16, 16), (7, 1), (1, 7)], kernels  # the stem, then the two halves of the GDConv
     with torch.no_grad():
         want = net(x[:1])["landmarks"]
         torch.testing.assert_close(exported.module()(x[:1])["landmarks"], want, atol=1e-5, rtol=1e-4)

@@ -105,17 +105,19 @@ class GlobalDepthwiseConv(nn.Sequential):
     (B, C, k, k) -> (B, C). Unlike global average pooling it learns a spatial weighting per
     channel, which keeps *where* a feature fired: what coordinate regression needs.
 
-    Exported graphs (torch.export: PT2E, .tflite, .onnx) compute the same sum as two small
-    depthwise convs: each of the C*k rows of the map becomes a channel of its own, weighted by its
-    row of the kernel (1 x k taps), then each channel's k row sums are added with the BN folded in.
-    XNNPACK has no fast int8 kernel for a depthwise conv of more than 25 taps: the 7x7 one took
-    368 us in int8 against 35 us in fp32, the two 7-tap convs 10 us (256 channels, LiteRT 2.3,
-    1 thread, Intel Xeon with VNNI). Both accumulate in int32 like the conv; a MUL by the kernel and
-    a MEAN (as fast) rounded every product to int8 and had 5x the conv's int8 error. The int8 row
-    sums still cost accuracy: PTQ of the demo model lost 2.5 % NME against 1.3-1.6 % with the 7x7
-    conv, which is why recipes/ptq_int8.yaml keeps the landmark head's pool in float. Eager mode
-    (and QAT's training graph) keeps the conv, so training, pruning and MAC counting see an
-    ordinary depthwise Conv2d.
+    Exported graphs (torch.export: PT2E, .tflite, .onnx, .pte) compute the same sum as two small
+    depthwise convs: each of the k*C (column, channel) pairs of the map becomes a channel of its own,
+    weighted by its column of the kernel (k x 1 taps), then each channel's k column sums are added
+    with the BN folded in. XNNPACK has no fast int8 kernel for a depthwise conv of more than 25 taps:
+    the 7x7 one took 368 us in int8 against 35 us in fp32, the two 7-tap convs 10 us (256 channels,
+    LiteRT 2.3, 1 thread, Intel Xeon with VNNI). The (column, channel) order is the channels-last
+    memory order of the map, so in a channels-last graph (.tflite) the regrouping is a plain reshape;
+    grouping by rows (channel-major) cost three TRANSPOSEs per pool. Both accumulate in int32 like the
+    conv; a MUL by the kernel and a MEAN (as fast) rounded every product to int8 and had 5x the conv's
+    int8 error. The int8 partial sums still cost accuracy (PTQ of the demo model lost 2.5 % NME against
+    1.3-1.6 % with the 7x7 conv), which is why recipes/ptq_int8.yaml keeps the landmark head's pool in
+    float. Eager mode (and QAT's training graph) keeps the conv, so training, pruning and MAC counting
+    see an ordinary depthwise Conv2d.
     """
 
     def __init__(self, channels: int, spatial_size: int) -> None:
@@ -134,12 +136,16 @@ class GlobalDepthwiseConv(nn.Sequential):
         # parameter-only ops (reshape, BN fold) become constants in pt2e.fold_parameter_ops
         scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
         shift = norm.bias - norm.running_mean * scale
-        # the BN scale goes into the rows (their int8 sums then have the output's per-channel magnitudes:
+        # the BN scale goes into the first conv (its int8 sums then have the output's per-channel magnitudes:
         # +2.5 % NME after PTQ on the demo model against +3.4 % with the scale in the second conv)
-        kernel = (conv.weight * scale[:, None, None, None]).reshape(channels * rows, 1, 1, cols)
-        row_sums = F.conv2d(x.reshape(batch, channels * rows, 1, cols), kernel, groups=channels * rows)  # (B, C*k, 1, 1)
-        ones = torch.ones_like(shift)[:, None, None, None].expand(channels, 1, 1, rows)
-        out = F.conv2d(row_sums.reshape(batch, channels, 1, rows), ones, shift, groups=channels)  # (B, C, 1, 1)
+        kernel = (conv.weight[:, 0] * scale[:, None, None]).permute(2, 0, 1)  # (cols, C, rows): [x, c, y]
+        kernel = kernel.reshape(cols * channels, 1, rows, 1)
+        # (B, C, k, k) -> channels-last (B, k, k, C) -> channel x*C + c, rows kept: (B, k*C, k, 1)
+        by_column = x.permute(0, 2, 3, 1).reshape(batch, rows, 1, cols * channels).permute(0, 3, 1, 2)
+        column_sums = F.conv2d(by_column, kernel, groups=cols * channels)  # (B, k*C, 1, 1)
+        column_sums = column_sums.reshape(batch, 1, cols, channels).permute(0, 3, 1, 2)  # (B, C, 1, k)
+        ones = torch.ones_like(shift)[:, None, None, None].expand(channels, 1, 1, cols)
+        out = F.conv2d(column_sums, ones, shift, groups=channels)  # (B, C, 1, 1)
         return flatten(out)
 
 
