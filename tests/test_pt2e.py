@@ -3,6 +3,8 @@ the float model but really quantized, mixed precision keeps the named modules in
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -158,3 +160,38 @@ def test_qat_trains_and_converts(images):
     with torch.no_grad():
         sim = QuantizedModel(quantized)(images[:2])
     assert sim["landmarks"].shape == (2, 5, 2)
+
+
+def _conv_kernel_sizes(gm: torch.fx.GraphModule) -> list[tuple[int, int]]:
+    """(kh, kw) of every depthwise-or-not conv2d whose weight is a constant behind a dequantize."""
+    sizes = []
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target == torch.ops.aten.conv2d.default:
+            weight = node.args[1]
+            while weight.op == "call_function":  # dequantize <- quantize <- constant
+                weight = weight.args[0]
+            sizes.append(tuple(functools.reduce(getattr, weight.target.split("."), gm).shape[2:]))
+    return sizes
+
+
+def test_qat_trains_the_deployed_gdconv_and_converts_it_to_constant_kernels(images):
+    """QAT graphs are exported in training mode; their GDConv must still be the two 7-tap convs XNNPACK runs
+    fast in int8 (not the 7x7 one), with a trainable BN scale, and convert must leave constant int8 kernels."""
+    torch.manual_seed(0)
+    model = build_model("atpn-lite")
+    prepared = prepare_qat(model, images[:2], QuantSpec())
+    gm_params = dict(prepared.named_parameters())
+    pool_scales = [name for name in gm_params if "pool" in name and name.endswith("1.weight")]
+    assert len(pool_scales) == 3, sorted(gm_params)  # the BN of each head's GDConv
+    out = prepared(images[:4])
+    sum(o.square().mean() for o in out).backward()  # every head's GDConv reaches the loss
+    assert all(gm_params[name].grad is not None and gm_params[name].grad.abs().sum() > 0 for name in pool_scales)
+    quantized = convert(prepared)
+    sizes = _conv_kernel_sizes(quantized)
+    assert (7, 7) not in sizes and sizes.count((7, 1)) == 3 and sizes.count((1, 7)) == 3, sizes
+    assert not any("sqrt" in str(n.target) for n in quantized.graph.nodes)  # the BN fold is a constant now
+    with torch.no_grad():
+        simulated = QuantizedModel(quantized)(images[:2])["landmarks"]
+        float_out = model.eval()(images[:2])["landmarks"]
+    assert 0 < (simulated - float_out).abs().mean() < 0.02
+

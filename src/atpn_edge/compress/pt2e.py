@@ -108,14 +108,30 @@ def _set_meta(gm: torch.fx.GraphModule, info: dict) -> torch.fx.GraphModule:
     return gm
 
 
-def fold_parameter_ops(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+def fold_parameter_ops(gm: torch.fx.GraphModule, keep_quantize: bool = False) -> torch.fx.GraphModule:
     """Computations on parameters alone (a BN folded into a kernel while exporting, a reshaped weight)
     become constants, before the quantizer could annotate them as arithmetic run at every call.
-    Not for QAT graphs, whose parameters must stay trainable."""
-    from torchao.quantization.pt2e.constant_fold import constant_fold
+    Not for prepared QAT graphs, whose parameters must stay trainable: their kernels are folded after
+    convert, with `keep_quantize` leaving each weight's quantize op in place (the form PTQ graphs have)."""
+    from torchao.quantization.pt2e import constant_fold as cf
 
-    with torch.no_grad():  # folded constants must be plain tensors (deepcopy refuses ones with grad history)
-        constant_fold(gm)
+    class Folder(cf.ConstantFolder):
+        def is_impure(self, node: torch.fx.Node) -> bool:  # a quantize op ends the folded chain before it
+            return (keep_quantize and "quantized_decomposed.quantize_per" in str(node.target)) or super().is_impure(node)
+
+    # torchao's constant_fold, with the folder above
+    with torch.no_grad(), torch.utils._python_dispatch._disable_current_modes():  # plain tensors, no grad history
+        folder = Folder(gm, skip_constructors=True)
+        folder.run()
+        for node, constant in folder.node_replacements.items():
+            cf.replace_node_with_constant(gm, node, constant)
+    for node in list(gm.graph.find_nodes(op="get_attr")):
+        if not node.users:
+            if hasattr(gm, node.target):
+                delattr(gm, node.target)
+            gm.graph.erase_node(node)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
     return gm
 
 
@@ -175,17 +191,31 @@ def make_quantizer(spec: QuantSpec, is_qat: bool = False):
     quantizer.set_global(_quantization_config(spec, is_qat))
     skip_ops = {OPERATOR_TYPES[name] for name in spec.skip_operators}
     skip_modules = tuple(spec.skip_modules)
-    if skip_ops or skip_modules or spec.float_input_conv:
-        base_annotate = quantizer.annotate
+    base_annotate = quantizer.annotate
 
-        def annotate(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-            model = base_annotate(model)
-            keep = set(input_conv_nodes(model)) if spec.float_input_conv else set()
-            _remove_annotations(model, skip_modules, skip_ops, keep)
-            return model
+    def annotate(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        model = base_annotate(model)
+        keep = parameter_only_nodes(model)  # a QAT graph's GDConv kernels: weights, observed where a conv reads them
+        if spec.float_input_conv:
+            keep |= set(input_conv_nodes(model))
+        _remove_annotations(model, skip_modules, skip_ops, keep)
+        return model
 
-        quantizer.annotate = annotate
+    quantizer.annotate = annotate
     return quantizer
+
+
+def parameter_only_nodes(model: torch.fx.GraphModule) -> set[torch.fx.Node]:
+    """The call_function nodes computed from parameters and constants alone, none from a graph input."""
+    from_input: set[torch.fx.Node] = set()
+    found: set[torch.fx.Node] = set()
+    for node in model.graph.nodes:
+        inputs = node.all_input_nodes
+        if node.op == "placeholder" or any(n in from_input for n in inputs):
+            from_input.add(node)
+        elif node.op == "call_function":
+            found.add(node)
+    return found
 
 
 def _node_in_modules(node: torch.fx.Node, module_names: tuple[str, ...]) -> bool:
@@ -234,8 +264,8 @@ def _remove_annotations(model: torch.fx.GraphModule, module_names: tuple[str, ..
         if node in nodes or node.target in ops or (module_names and _node_in_modules(node, module_names)):
             del node.meta["quantization_annotation"]
             removed += 1
-    log.info("kept %d annotated nodes in float (modules %s, operators %s, %d input-conv nodes)", removed, module_names,
-             sorted(map(str, ops)), len(nodes))
+    log.info("kept %d annotated nodes in float (modules %s, operators %s, %d nodes named: input conv, parameter-only)",
+             removed, module_names, sorted(map(str, ops)), len(nodes))
 
 
 def _check_graph(model: nn.Module, what: str) -> torch.fx.GraphModule:
@@ -311,6 +341,7 @@ def convert(prepared: nn.Module) -> torch.fx.GraphModule:
     info = _meta(gm)
     quantized = convert_pt2e(gm, fold_quantize=False)
     move_exported_model_to_eval(quantized)
+    fold_parameter_ops(quantized, keep_quantize=True)  # QAT graphs compute GDConv's kernels from parameters
     return _set_meta(quantized, info)
 
 

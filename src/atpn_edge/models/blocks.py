@@ -130,8 +130,10 @@ class GlobalDepthwiseConv(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv, norm, flatten = self
-        if self.training or not torch.compiler.is_exporting():  # QAT graphs keep the conv (and its BN fold)
+        if not torch.compiler.is_exporting():
             return flatten(norm(conv(x)))
+        # Exported in training mode too (QAT graphs), so QAT trains the graph that is deployed; the BN is
+        # folded with its running statistics there, which then stay frozen (its scale and shift still train).
         batch, channels, rows, cols = x.shape  # the map is the kernel's size
         # parameter-only ops (reshape, BN fold) become constants in pt2e.fold_parameter_ops
         scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
