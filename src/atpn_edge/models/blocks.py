@@ -116,8 +116,8 @@ class GlobalDepthwiseConv(nn.Sequential):
     conv; a MUL by the kernel and a MEAN (as fast) rounded every product to int8 and had 5x the conv's
     int8 error. The int8 partial sums still cost accuracy (PTQ of the demo model lost 2.5 % NME against
     1.3-1.6 % with the 7x7 conv), which is why recipes/ptq_int8.yaml keeps the landmark head's pool in
-    float. Eager mode (and QAT's training graph) keeps the conv, so training, pruning and MAC counting
-    see an ordinary depthwise Conv2d.
+    float. Eager mode keeps the conv, so training, pruning and MAC counting see an ordinary depthwise
+    Conv2d; QAT's exported training graph has the two convs, so it trains what is deployed.
     """
 
     def __init__(self, channels: int, spatial_size: int) -> None:
