@@ -163,7 +163,7 @@ def test_qat_trains_and_converts(images):
 
 
 def _conv_kernel_sizes(gm: torch.fx.GraphModule) -> list[tuple[int, int]]:
-    """(kh, kw) of every depthwise-or-not conv2d whose weight is a constant behind a dequantize."""
+    """(kh, kw) of every conv2d's weight constant (read through its dequantize and quantize when it has them)."""
     sizes = []
     for node in gm.graph.nodes:
         if node.op == "call_function" and node.target == torch.ops.aten.conv2d.default:
