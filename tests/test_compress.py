@@ -57,6 +57,28 @@ def test_recipe_defaults_and_overrides():
     assert recipe.precision == "int8" and recipe.step("qat").train.epochs == QATStep().train.epochs
 
 
+def test_report_says_when_the_float_model_trained_less_than_the_recipes_reference(tmp_path):
+    """A recipe states the float model its numbers came from; a checkpoint that saw fewer training crops (an
+    8-epoch model for a 16-epoch recipe, or a best.pt saved early) is flagged in report.json and report.md."""
+    from atpn_edge.compress.recipe import FloatReference
+    from atpn_edge.runner.report import _float_reference_line, float_reference
+
+    recipe = recipe_from_dict({"name": "x", "steps": ["ptq"], "float_reference": {"epochs": 16, "train_samples": 8000}})
+    assert recipe.float_reference.crops == 128_000 and recipe.to_dict()["float_reference"]["epochs"] == 16
+    config = {"epochs": 16, "train_samples": 8000, "data": "synthetic"}
+    full = float_reference({"train_config": config, "meta": {"epoch": 16}}, recipe.float_reference)
+    early = float_reference({"train_config": config, "meta": {"epoch": 8}}, recipe.float_reference)  # best.pt of epoch 8
+    unknown = float_reference({"train_config": {}, "meta": {}}, recipe.float_reference)
+    unstated = float_reference({"train_config": config, "meta": {"epoch": 8}}, FloatReference())
+    assert not full["short"] and full["crops"] == 128_000
+    assert early["short"] and early["epochs"] == 8 and early["crops"] == 64_000
+    assert not unknown["short"] and unknown["crops"] is None
+    assert not unstated["short"] and unstated["recipe_epochs"] is None
+    assert "Fewer training crops" in _float_reference_line(early)
+    assert "Fewer" not in _float_reference_line(full) and "16 x 8,000" in _float_reference_line(full)
+    assert "records no training budget" in _float_reference_line(unknown)
+
+
 @pytest.mark.parametrize("values, message", [
     ({"name": "x", "steps": [{"ptq": {"calibraton_samples": 8}}]}, "unknown key 'steps[0].ptq.calibraton_samples'"),
     ({"name": "x", "steps": [{"ptq": {"calibration_samples": "many"}}]}, "'steps[0].ptq.calibration_samples' must be a whole number"),
@@ -69,6 +91,7 @@ def test_recipe_defaults_and_overrides():
     ({"name": "x", "steps": ["ptq"], "evaluate": {"formats": ["coreml"]}}, "'evaluate.formats[0]' must be one of"),
     ({"name": "x", "steps": [{"qat": {"freeze_observers_epoch": 9}}]}, "freeze_observers_epoch"),
     ({"name": "x", "steps": ["ptq"], "export": {}}, "unknown key 'export'"),
+    ({"name": "x", "steps": ["ptq"], "float_reference": {"epochs": -1}}, "'float_reference.epochs' must be at least 0"),
 ])
 def test_recipe_errors_name_file_and_key(tmp_path, values, message):
     import yaml
@@ -283,6 +306,8 @@ def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):
     assert acc["float"]["real_nme_drop_rel"] == 0.0
     assert acc["ptq"]["real_nme_drop_rel"] == pytest.approx(real_want["ptq"] / real_want["float"] - 1, rel=1e-5)
     assert "NME real photos" in (tmp_path / "ptq" / "report.md").read_text()
+    assert report["float_reference"]["crops"] is None  # the fixture checkpoint records no training budget
+    assert "Float reference: the checkpoint records no training budget." in (tmp_path / "ptq" / "report.md").read_text()
 
     prune_recipe = tmp_path / "prune.yaml"
     prune_recipe.write_text(yaml.safe_dump({"name": "pr", "steps": [{"prune": {

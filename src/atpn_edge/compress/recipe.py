@@ -5,6 +5,7 @@
     steps:                      # applied in order; each a plain function model -> new model
       - ptq: {calibration_samples: 256, observer: histogram, per_channel: true}
     evaluate: {split: test, samples: 1000, formats: [tflite, onnx]}
+    float_reference: {epochs: 16, train_samples: 8000}   # the float model the header's numbers came from
 
 Step kinds: `prune` and `finetune` (float model -> float model), then at most one final precision step:
 `ptq`, `qat` (PT2E int8), `fp16` or `dynamic_int8` (precisions applied when exporting). An unknown
@@ -131,6 +132,20 @@ class EvalSpec:
 
 
 @dataclass(frozen=True)
+class FloatReference:
+    """The training budget of the float model a recipe's published numbers were measured from. A checkpoint
+    trained on fewer crops makes every "vs float" number look better than it is: the recipe's fine-tuning also
+    finishes the float model's training (the unpruned / float controls measure that part)."""
+
+    epochs: int = option(0, min=0, help="epochs the float model was trained (0: not stated)")
+    train_samples: int = option(0, min=0, help="training crops per epoch of that model")
+
+    @property
+    def crops(self) -> int:
+        return self.epochs * self.train_samples
+
+
+@dataclass(frozen=True)
 class Step:
     kind: str
     options: Any  # one of the *Step dataclasses
@@ -145,6 +160,7 @@ class Recipe:
     steps: tuple[Step, ...]
     description: str = ""
     evaluate: EvalSpec = field(default_factory=EvalSpec)
+    float_reference: FloatReference = field(default_factory=FloatReference)
     source: str = ""
 
     @property
@@ -158,13 +174,13 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "steps": [s.to_dict() for s in self.steps],
-                "evaluate": dataclasses.asdict(self.evaluate)}
+                "evaluate": dataclasses.asdict(self.evaluate), "float_reference": dataclasses.asdict(self.float_reference)}
 
 
 def recipe_from_dict(values: Any, source: str = "recipe") -> Recipe:
     if not isinstance(values, dict):
         raise UserError(f"{source}: expected a mapping with 'name' and 'steps' at the top level")
-    known = ("name", "description", "steps", "evaluate")
+    known = ("name", "description", "steps", "evaluate", "float_reference")
     for key in values:
         if key not in known:
             raise UserError(f"{source}: unknown key '{key}' (known: {', '.join(known)})")
@@ -200,7 +216,9 @@ def recipe_from_dict(values: Any, source: str = "recipe") -> Recipe:
         if s.kind == "qat" and s.options.train.epochs < 1:
             raise UserError(f"{source}: 'steps[{i}].qat.train.epochs' must be at least 1")
     evaluate = build_config(EvalSpec, values.get("evaluate"), source, "evaluate.")
-    return Recipe(name=name, description=description, steps=tuple(steps), evaluate=evaluate, source=source)
+    reference = build_config(FloatReference, values.get("float_reference"), source, "float_reference.")
+    return Recipe(name=name, description=description, steps=tuple(steps), evaluate=evaluate,
+                  float_reference=reference, source=source)
 
 
 def load_recipe(path: str | Path) -> Recipe:

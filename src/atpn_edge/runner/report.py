@@ -33,6 +33,35 @@ def headline(name: str, acc: dict[str, Row]) -> dict:
     return out
 
 
+def float_reference(ckpt: dict, reference) -> dict:
+    """The starting checkpoint's training budget beside the one the recipe's numbers were measured from
+    (compress.recipe.FloatReference); `short`: it saw fewer training crops, so its vs-float numbers flatter."""
+    config = ckpt.get("train_config") or {}
+    epochs = (ckpt.get("meta") or {}).get("epoch", config.get("epochs"))  # the epoch the checkpoint was saved at
+    samples = config.get("train_samples")
+    crops = int(epochs) * int(samples) if epochs and samples else None
+    stated = reference.crops > 0
+    return {"epochs": epochs, "train_samples": samples, "data": config.get("data"), "crops": crops,
+            "recipe_epochs": reference.epochs if stated else None,
+            "recipe_train_samples": reference.train_samples if stated else None,
+            "short": bool(stated and crops is not None and crops < reference.crops)}
+
+
+def _float_reference_line(ref: dict) -> str:
+    if ref.get("crops") is None:
+        line = "Float reference: the checkpoint records no training budget"
+    else:
+        data = f" {ref['data']}" if ref.get("data") else ""
+        line = f"Float reference: trained {ref['epochs']} epochs x {ref['train_samples']:,}{data} crops"
+    if ref.get("recipe_epochs"):
+        line += f"; this recipe's published numbers start from {ref['recipe_epochs']} x {ref['recipe_train_samples']:,}"
+    line += "."
+    if ref.get("short"):
+        line += (" **Fewer training crops than the recipe's reference: the fine-tuning also finishes this model's "
+                 "training, so every vs-float number looks better than it is; the control row is the honest one.**")
+    return line
+
+
 def write_report(report: dict, out: Path, curves: dict | None = None) -> None:
     """report.json, report.md and report.png (NME per variant, float line) in `out`, atomically."""
     write_json(out / "report.json", report)
@@ -42,6 +71,7 @@ def write_report(report: dict, out: Path, curves: dict | None = None) -> None:
              report["recipe"].get("description", "") or "", "",
              f"Checkpoint `{report['checkpoint']}`, data `{report['data']}`, evaluated on "
              f"{report['evaluation']['n_images']} {report['evaluation']['split']} images (the same for every row).", "",
+             *([_float_reference_line(report["float_reference"]), ""] if "float_reference" in report else []),
              "| variant | measured on | NME | NME drop | NME real photos (drop) | FR@0.1 | AUC@0.1 | pose MAE (deg) | face acc "
              "| params | MACs | size |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -33,7 +33,7 @@ from atpn_edge.errors import UserError
 from atpn_edge.measurement import Row
 from atpn_edge.runner.context import RunContext, calibration_images, eval_set
 from atpn_edge.runner.deploy import export_and_measure
-from atpn_edge.runner.report import headline, write_report
+from atpn_edge.runner.report import float_reference, headline, write_report
 from atpn_edge.runner.scoring import scored
 from atpn_edge.runner.steps import keep_float, run_finetune, run_prune, run_unpruned_control
 
@@ -143,7 +143,13 @@ def run_recipe(
     float_model, ckpt = load_any_checkpoint(checkpoint)
     ctx = _context(recipe, out, data, ckpt, checkpoint, cache_dir, progress, resume)
     report: dict = {"recipe": recipe.to_dict(), "recipe_path": str(recipe_path), "checkpoint": str(checkpoint),
-                    "data": data, "precision": recipe.precision, "artifacts": {}, "steps": []}
+                    "data": data, "precision": recipe.precision, "artifacts": {}, "steps": [],
+                    "float_reference": float_reference(ckpt, recipe.float_reference)}
+    if report["float_reference"]["short"]:
+        ref = report["float_reference"]
+        log.warning("%s was trained on %s crops (%s epochs), fewer than the %s this recipe's numbers started from: its "
+                    "vs-float numbers will look better than they are; compare against the control", checkpoint,
+                    f"{ref['crops']:,}", ref["epochs"], f"{recipe.float_reference.crops:,}")
 
     state = RunState(model=float_model)
     for index, step in enumerate(recipe.steps):
