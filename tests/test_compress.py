@@ -324,6 +324,25 @@ def test_run_recipe_ptq_and_prune_reports_and_resume(checkpoint, tmp_path):
     assert again["accuracy"]["pr"]["nme"] == pytest.approx(report["accuracy"]["pr"]["nme"])
 
 
+@pytest.mark.parametrize("kind", ["fp16", "dynamic_int8"])
+def test_run_recipe_export_precision_recipes_deploy_a_tflite(checkpoint, tmp_path, kind):
+    """fp16 / dynamic_int8 change nothing in PyTorch: the exporter applies the precision, and the .tflite is
+    measured in LiteRT beside the float model (these recipes had no runner step and raised KeyError)."""
+    import yaml
+
+    from atpn_edge.compress.recipe import STEP_KINDS
+    from atpn_edge.runner.run import STEPS, run_recipe
+
+    assert set(STEPS) == set(STEP_KINDS)
+    recipe = tmp_path / f"{kind}.yaml"
+    recipe.write_text(yaml.safe_dump({"name": kind, "steps": [kind], "evaluate": {"samples": 16, "formats": ["tflite"]}}))
+    report = run_recipe(recipe, checkpoint, tmp_path / kind, cache_dir=str(tmp_path / "cache"), progress=False)
+    row = report["accuracy"][f"{kind}_tflite"]
+    assert row["measured_on"] == "tflite" and row["role"] == "deployed" and report["precision"] == kind.replace("_", "-")
+    assert abs(row["nme_drop_rel"]) < 0.05 and report["headline"]["variant"] == f"{kind}_tflite"
+    assert row["size_bytes"] < 0.7 * os.path.getsize(checkpoint)  # 16-bit / 8-bit weights, not fp32
+
+
 def test_run_recipe_composes_prune_finetune_qat_with_float_control(checkpoint, tmp_path):
     """prune -> finetune -> QAT in one recipe run: every step runs, the pruned float model before
     quantization and the QAT float control (same epochs, no fake-quant) are reported beside the int8 one."""

@@ -105,6 +105,27 @@ def test_skip_modules_keeps_heatmap_in_float(model, images):
     assert observed_in_heatmap(mixed) < observed_in_heatmap(full)
 
 
+@pytest.mark.parametrize("kept_float", [("landmark_head.expand",), ("landmark_head.expand", "pose_head.mix")])
+def test_a_quantized_gdconv_after_a_float_module_prepares_and_quantizes(model, images, kept_float):
+    """Mixed precision keeping a head's conv float while its GDConv pool stays int8 (what the sensitivity pass
+    does for every unit): the pool's first op shares its input's qparams with a tensor now float, which
+    made prepare fail with a KeyError; such ops stay float and the pool's convs are still int8."""
+    prepared = prepare_ptq(model, images[:1], QuantSpec(observer="minmax", skip_modules=kept_float))
+    prepared(images[:1])
+    gm = convert(prepared)
+
+    def weight_quantized(module: str) -> list[bool]:
+        return [("dequantize" in str(getattr(node.args[1], "target", "")))
+                for node in gm.graph.nodes if node.op == "call_function" and node.target == torch.ops.aten.conv2d.default
+                and any(q.endswith(module) for q, _ in (node.meta.get("nn_module_stack") or {}).values())]
+
+    assert weight_quantized("landmark_head.expand.0") == [False]
+    assert weight_quantized("landmark_head.pool") == [True, True]  # the two 7-tap convs
+    with torch.no_grad():
+        got, want = QuantizedModel(gm)(images), model(images)
+    assert (got["landmarks"] - want["landmarks"]).abs().max() < 0.01
+
+
 def _input_conv_weight_quantized(gm: torch.fx.GraphModule) -> bool:
     for node in gm.graph.nodes:
         if node.op == "call_function" and node.target == torch.ops.aten.conv2d.default:

@@ -264,8 +264,38 @@ def _remove_annotations(model: torch.fx.GraphModule, module_names: tuple[str, ..
         if node in nodes or node.target in ops or (module_names and _node_in_modules(node, module_names)):
             del node.meta["quantization_annotation"]
             removed += 1
+    removed += _remove_dangling_shared_specs(model)
     log.info("kept %d annotated nodes in float (modules %s, operators %s, %d nodes named: input conv, parameter-only)",
              removed, module_names, sorted(map(str, ops)), len(nodes))
+
+
+def _remove_dangling_shared_specs(model: torch.fx.GraphModule) -> int:
+    """Drop the annotations that share quantization parameters with a tensor left in float: a view op at the start
+    of a quantized module (the GDConv's permute) shares its input's qparams, and prepare fails (KeyError) when
+    the module producing that input is the one kept float. Such ops then stay float too; repeated for chains."""
+    from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
+
+    def annotated(edge_or_node) -> bool:  # a node (its output) or an input edge (producer, consumer)
+        if isinstance(edge_or_node, torch.fx.Node):
+            annotation = edge_or_node.meta.get("quantization_annotation")
+            return annotation is not None and annotation.output_qspec is not None
+        producer, consumer = edge_or_node
+        annotation = consumer.meta.get("quantization_annotation")
+        return annotation is not None and producer in annotation.input_qspec_map
+
+    removed, changed = 0, True
+    while changed:
+        changed = False
+        for node in model.graph.nodes:
+            annotation = node.meta.get("quantization_annotation")
+            if annotation is None:
+                continue
+            specs = [*annotation.input_qspec_map.values(), annotation.output_qspec]
+            if any(isinstance(q, SharedQuantizationSpec) and not annotated(q.edge_or_node) for q in specs):
+                del node.meta["quantization_annotation"]
+                removed += 1
+                changed = True
+    return removed
 
 
 def _check_graph(model: nn.Module, what: str) -> torch.fx.GraphModule:

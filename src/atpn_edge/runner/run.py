@@ -110,7 +110,12 @@ def qat_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -
     state.calib_images = calibration_images(ctx, 64)
 
 
-STEPS = {"prune": prune_step, "finetune": finetune_step, "ptq": ptq_step, "qat": qat_step}
+def export_precision_step(ctx: RunContext, state: RunState, opts, index: int, report: dict) -> None:
+    """fp16 / dynamic_int8: the model stays as it is; the exporters apply the precision (Recipe.precision)."""
+
+
+STEPS = {"prune": prune_step, "finetune": finetune_step, "ptq": ptq_step, "qat": qat_step,
+         "fp16": export_precision_step, "dynamic_int8": export_precision_step}
 
 
 # --------------------------------------------------------------------------- the runner
