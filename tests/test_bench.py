@@ -99,6 +99,19 @@ def test_markdown_and_plots(bench_result):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
+def test_rows_name_the_artifact_file_they_measured():
+    """Three int8 .tflite files of one network would be three identical `atpn int8` rows: a file the user
+    named is shown in its row; rows exported on the fly (`checkpoint -> spec`) and unreadable files are not."""
+    from atpn_edge.bench.report import markdown_table
+
+    base = {"variant": "int8", "format": "tflite", "runtime": "litert", "threads": 1, "latency_ms": {}}
+    rows = [dict(base, model="atpn", path="/runs/ptq_int8_mixed/ptq_int8_mixed.tflite"),
+            dict(base, model="atpn", path="runs/demo/float/best.pt -> tflite:int8"),
+            dict(base, model="missing", path="missing.tflite")]
+    names = [line.split(" | ")[0] for line in markdown_table(rows).splitlines()[2:]]
+    assert names == ["| atpn `ptq_int8_mixed.tflite`", "| atpn", "| missing"]
+
+
 def test_parse_exports():
     assert parse_exports("default") == ("tflite:fp32", "tflite:int8", "onnx:fp32", "onnx:int8", "executorch:fp32",
                                         "executorch:int8")

@@ -49,6 +49,38 @@ def test_shipped_recipes_validate(path):
     assert recipe.steps
 
 
+SHRUNK = {"epochs": 2, "train_samples": 16, "batch_size": 8, "calibration_samples": 8, "sensitivity_samples": 8}
+
+
+def _shrunk(values):
+    """A recipe's YAML with every budget cut to a few crops and two epochs (QAT freezes observers at epoch 2;
+    the steps and their other options kept)."""
+    if isinstance(values, dict):
+        shrunk = {k: min(v, SHRUNK[k]) if k in SHRUNK else _shrunk(v) for k, v in values.items()}
+        return {**shrunk, "batch_size": 8} if "epochs" in values else shrunk  # a train block
+    return [_shrunk(v) for v in values] if isinstance(values, list) else values
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "recipes").glob("*.yaml") if not p.name.startswith("train_")),
+                         ids=lambda p: p.stem)
+def test_shipped_recipes_run_end_to_end(path, lite_checkpoint, tmp_path):
+    """Every shipped recipe's steps, with its own options on a shrunk budget, run through run_recipe and report."""
+    import yaml
+
+    from atpn_edge.runner.run import run_recipe
+
+    values = yaml.safe_load(path.read_text())
+    values = {**_shrunk({k: v for k, v in values.items() if k != "float_reference"}),
+              "float_reference": values.get("float_reference", {})}
+    values["evaluate"] = {"samples": 8, "formats": []}
+    shrunk = tmp_path / path.name
+    shrunk.write_text(yaml.safe_dump(values))
+    report = run_recipe(shrunk, lite_checkpoint, tmp_path / "out", cache_dir=str(tmp_path / "cache"), progress=False)
+    assert report["accuracy"]["float"]["n_images"] > 0
+    assert (tmp_path / "out" / "report.md").is_file()
+    assert [s["kind"] for s in report["steps"]] == [next(iter(s)) if isinstance(s, dict) else s for s in values["steps"]]
+
+
 def test_recipe_defaults_and_overrides():
     recipe = recipe_from_dict({"name": "x", "steps": [{"prune": {"macs_reduction": 0.5, "train": {"epochs": 7}}}, "qat"]})
     prune = recipe.step("prune")

@@ -46,6 +46,14 @@ def host_line(result: dict[str, Any]) -> str:
     return text
 
 
+def artifact_name(row: dict[str, Any]) -> str:
+    """The file a row measured when the user named one ("" for rows exported on the fly: `checkpoint -> spec`):
+    three int8 .tflite files of one network are otherwise three identical `atpn int8` rows."""
+    path = str(row.get("path") or "")
+    named = " -> " not in path and Path(path).suffix in (".tflite", ".onnx", ".pte") and Path(path).stem != row.get("model")
+    return Path(path).name if named else ""
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = ("| model | variant | format | runtime | threads | params | MACs (ours) | MACs (TFLite) | diff | size | "
             "median ms | p90 ms | runs | peak MB | GMAC/s (% peak) | NME | NME drop | FR@0.1 | AUC@0.1 | pose MAE | face acc | "
@@ -59,6 +67,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         if r.get("error") and status != "ok":
             status += f": {r['error']}"
         name = r["model"] + (" (approx.)" if r.get("approximate") else "") + (" (untrained latency reference)" if r.get("reference") else "")
+        name += f" `{artifact_name(r)}`" if artifact_name(r) and not r.get("reference") else ""
         median = fmt(lat.get("median"), ".3f") + ("*" if lat.get("median_is_avg") else "")
         lines.append("| " + " | ".join([
             name, str(r["variant"]), str(r["format"]), str(r["runtime"]), str(r["threads"]),
@@ -115,7 +124,7 @@ def plot_tradeoffs(rows: list[dict[str, Any]], path: str | Path, x_key: str, x_l
         int8 = "int8" in str(r["variant"])
         colour = colours[r["model"]]
         name = (f"{number}: {r['model']} {r['variant']}, {RUNTIME_NAMES.get(r['runtime'], r['runtime'])}"
-                + (" (approx. NME)" if r.get("approximate") else ""))
+                + (f" ({artifact_name(r)})" if artifact_name(r) else "") + (" (approx. NME)" if r.get("approximate") else ""))
         ax.scatter(x, y, marker=_RUNTIME_MARKERS.get(r["runtime"], "D"), s=55, linewidths=1.5, label=name,
                    facecolors="none" if int8 else colour, edgecolors=colour)
         # float/int8 twins sit on top of each other: odd numbers above-right, even below-right
