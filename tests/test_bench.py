@@ -5,7 +5,6 @@ failed rows instead of crashes, the CLI, peak measurement and peak memory."""
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

@@ -48,6 +48,7 @@ def artifacts(tmp_path_factory):
         "int8": str(export_model(quantized, "tflite", "int8", out / "lite_int8.tflite", float_model=model,
                                  verify_images=calib).path),
         "onnx": str(export_model(model, "onnx", "fp32", out / "lite_fp32.onnx", calib_images=calib).path),
+        "fp16": str(export_model(model, "tflite", "fp16", out / "lite_fp16.tflite", calib_images=calib).path),
     }
 
 
@@ -123,6 +124,22 @@ def test_litert_profile_blocks_add_up_to_the_model(artifacts):
     assert int8.partitions == 1 and int8.outside_delegate == []
     table = blocks_table([fp32, int8])
     assert "| backbone.stage1 |" in table and "speed-up lite_int8.tflite" in table and "**total**" in table
+
+
+def test_fp16_and_dynamic_range_files_profile_too(artifacts, tmp_path):
+    """fp16 and dynamic-range .tflite files keep weights after the flatbuffer (buffer offsets) and fp16 ones
+    dequantize them in DEQUANTIZE ops: every prefix keeps those weights and never outputs a weight-only
+    tensor, which XNNPACK refused to run (both files made `atpn-edge profile` fail)."""
+    fp16_content = open(artifacts["fp16"], "rb").read()
+    ops, _ = P.tflite_graph(fp16_content)
+    assert any(op.op == "DEQUANTIZE" for op in ops)
+    dynamic = export_model(build_model("atpn-lite").eval(), "tflite", "dynamic-int8", tmp_path / "lite_dyn.tflite",
+                           calib_images=_images(4, 0)).path
+    fp16, dyn = P.profile_artifacts([artifacts["fp16"], str(dynamic)], threads=1, timing=QUICK)
+    assert (fp16.precision, dyn.precision) == ("fp16", "dynamic-int8")
+    for p in (fp16, dyn):
+        assert ATPN_BLOCKS <= set(p.block_ms()) and p.total_ms > 0
+    assert fp16.partitions == 1
 
 
 def test_onnx_profile_maps_kernels_to_blocks(artifacts):

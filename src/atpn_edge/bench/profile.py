@@ -254,11 +254,23 @@ def prefix_model(content: bytes, keep: set[int]) -> bytes:
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    for buffer in model.buffers:
+        if buffer.offset > 1:  # data stored after the flatbuffer (fp16 and dynamic-range files): lost on re-writing
+            buffer.data = np.frombuffer(content, np.uint8, count=buffer.size, offset=buffer.offset)
+            buffer.offset = buffer.size = 0
     graph = model.subgraphs[0]
+    # weights and what is computed from weights alone (fp16 files' DEQUANTIZE ops): never outputs, since XNNPACK
+    # cannot hand out a static tensor, and such an op is dropped when no kept op reads it
+    constant = {i for i, t in enumerate(graph.tensors) if model.buffers[t.buffer].data is not None}
+    for op in graph.operators:
+        if all(int(t) in constant for t in op.inputs if t >= 0):
+            constant.update(int(t) for t in op.outputs)
     kept = [op for i, op in enumerate(graph.operators) if i in keep]
+    read_by_kept = {int(t) for op in kept for t in op.inputs}
+    kept = [op for op in kept if not all(int(t) in constant and int(t) not in read_by_kept for t in op.outputs)]
     dropped = [op for i, op in enumerate(graph.operators) if i not in keep]
     read_later = {int(t) for op in dropped for t in op.inputs if t >= 0} | {int(t) for t in graph.outputs}
-    outputs = [int(t) for op in kept for t in op.outputs if int(t) in read_later]
+    outputs = [int(t) for op in kept for t in op.outputs if int(t) in read_later and int(t) not in constant]
     graph.operators = kept
     graph.outputs = np.array(list(dict.fromkeys(outputs)), dtype=np.int32)
     model.signatureDefs = []
