@@ -35,6 +35,8 @@ MEDIAPIPE_VERSION = "0.10.14"
 MEMBERS = {
     "mediapipe/modules/face_landmark/face_landmark.tflite": "face_landmark.tflite",
     "mediapipe/modules/face_detection/face_detection_short_range.tflite": "face_detection_short_range.tflite",
+    # the photo face detector of `predict` and `track` (runtime/detector.py)
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": "face_detection_full_range_sparse.tflite",
 }
 MANIFEST = "peers.json"
 

@@ -19,12 +19,12 @@ are then computed on the 68 points (inter-ocular: ibug 36 and 45).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from atpn_edge.errors import UserError
+from atpn_edge.runtime._common import peers_dir
 from atpn_edge.runtime.base import face_score_from_logit
 
 INPUT_SIZE = 192
@@ -54,11 +54,6 @@ assert len(MESH468_TO_IBUG68) == 68
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
     """(..., 468, D) mesh points -> (..., 68, D) ibug points."""
     return np.stack([mesh[..., list(idx), :].mean(axis=-2) for idx in MESH468_TO_IBUG68], axis=-2)
-
-
-def peers_dir() -> Path:
-    override = os.environ.get("ATPN_EDGE_PEERS")
-    return Path(override) if override else Path(sys.prefix) / "share" / "atpn-edge" / "peers"
 
 
 def find_face_landmark_model() -> Path:

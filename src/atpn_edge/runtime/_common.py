@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,12 @@ from atpn_edge.errors import UserError
 from atpn_edge.runtime.base import FACE_LOGIT, OUTPUT_NAMES, face_score_from_logit, preprocess
 
 log = logging.getLogger(__name__)
+
+
+def peers_dir() -> Path:
+    """Where `make setup` (scripts/fetch_peers.py) puts the MediaPipe models read out of its wheel."""
+    override = os.environ.get("ATPN_EDGE_PEERS")
+    return Path(override) if override else Path(sys.prefix) / "share" / "atpn-edge" / "peers"
 
 
 def sidecar_path(artifact: str | os.PathLike) -> Path:
