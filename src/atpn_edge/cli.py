@@ -143,7 +143,7 @@ def cmd_predict(args) -> None:
             assert len(box) == 4 and box[2] > box[0] and box[3] > box[1]
         except (ValueError, AssertionError):
             raise UserError(f"--box {args.box!r}: expected x1,y1,x2,y2 with x2 > x1 and y2 > y1") from None
-    result = predict_images(predict, args.images, out_dir=args.out, box=box)
+    result = predict_images(predict, args.images, out_dir=args.out, box=box, detector=args.detector)
     for entry in result["images"]:
         print(f"{entry['path']}: {len(entry['faces'])} face(s)" + (f" -> {entry['annotated']}" if entry.get("annotated") else ""))
     _write_json_arg(args.json, result)
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     model_runtime(p)
     p.add_argument("--box", help="x1,y1,x2,y2: use this face box instead of the detector")
+    p.add_argument("--detector", choices=("auto", "blazeface", "haar"), default="auto",
+                   help="face detector: MediaPipe's BlazeFace (fetched by make setup; auto uses it when present) "
+                        "or OpenCV's Haar cascade")
     p.add_argument("--out", default="runs/predict", help="folder for annotated PNGs")
     p.add_argument("--json")
     p.set_defaults(func=cmd_predict)

@@ -12,7 +12,7 @@ import numpy as np
 from atpn_edge.data.crop import crop_face
 from atpn_edge.errors import UserError
 from atpn_edge.io import write_png
-from atpn_edge.runtime.detector import detect_faces
+from atpn_edge.runtime.detector import DetectorConfig, detect_faces
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,16 @@ def annotate(image: np.ndarray, faces: list[dict]) -> np.ndarray:
     return canvas
 
 
-def predict_images(predict_fn: Callable, paths: list[str], out_dir: str | None = None, box: list[float] | None = None) -> dict:
-    """The `predict --json` document of docs/INTERFACES.md; annotated PNGs go to out_dir."""
+def predict_images(predict_fn: Callable, paths: list[str], out_dir: str | None = None, box: list[float] | None = None,
+                   detector: str = "auto") -> dict:
+    """The `predict --json` document of docs/INTERFACES.md; annotated PNGs go to out_dir. `detector`: see
+    runtime.detector.DETECTORS (unused with `box`)."""
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     results = []
     for path in paths:
         image = read_rgb(path)
-        boxes = [np.asarray(box, np.float64)] if box is not None else detect_faces(image)
+        boxes = [np.asarray(box, np.float64)] if box is not None else detect_faces(image, DetectorConfig(method=detector))
         if not boxes:
             log.warning("%s: no face found by the detector (pass --box x1,y1,x2,y2 to give one)", path)
         faces = predict_faces(predict_fn, image, boxes)

@@ -73,13 +73,17 @@ def _cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
+def detector_in_use(method: str = "auto") -> str:
+    """"blazeface" or "haar": what `method` runs on this install (auto: BlazeFace when `make setup` fetched it)."""
+    if method not in DETECTORS:
+        raise ValueError(f"unknown face detector {method!r} (known: {', '.join(DETECTORS)})")
+    return "blazeface" if method == "blazeface" or (method == "auto" and blazeface_path().is_file()) else "haar"
+
+
 def detect_faces(image_rgb: np.ndarray, config: DetectorConfig = DetectorConfig()) -> list[np.ndarray]:
     """Face boxes (x1, y1, x2, y2) in pixels, largest first, calibrated to landmark-extent boxes."""
-    if config.method not in DETECTORS:
-        raise ValueError(f"unknown face detector {config.method!r} (known: {', '.join(DETECTORS)})")
-    path = blazeface_path()
-    if config.method == "blazeface" or (config.method == "auto" and path.is_file()):
-        found = _blazeface(str(path))(image_rgb)
+    if detector_in_use(config.method) == "blazeface":
+        found = _blazeface(str(blazeface_path()))(image_rgb)
         boxes = [to_landmark_box(b, BLAZEFACE_TO_LANDMARK_BOX) for b in found if b[2] - b[0] >= config.min_size]
     else:
         boxes = [to_landmark_box(b, HAAR_TO_LANDMARK_BOX) for b in haar_boxes(image_rgb, config)]

@@ -37,7 +37,7 @@ def cmd_track(args) -> None:
     summary = run_track(args.model, args.out, args.input, data=args.data, categories=_categories(args.categories),
                         runtime=args.runtime, threads=args.threads, config=config, baseline=not args.no_baseline,
                         write_video=not args.no_video, max_frames=args.max_frames, max_videos=args.max_videos,
-                        synthetic_frames=args.frames)
+                        synthetic_frames=args.frames, detector=args.detector)
 
     def fmt(v, spec=".4f"):
         return "n/a" if v is None else format(v, spec)
@@ -77,6 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=150, help="length of a synthetic sequence")
     p.add_argument("--out", default="runs/track", help="folder for track.mp4, frames.jsonl, summary.json")
     p.add_argument("--score-threshold", type=float, default=0.5, help="face score below which the track is lost")
+    p.add_argument("--detector", choices=("auto", "blazeface", "haar"), default="auto",
+                   help="face detector: MediaPipe's BlazeFace (fetched by make setup; auto uses it when present) "
+                        "or OpenCV's Haar cascade")
     p.add_argument("--follow", choices=["landmarks", "face_box"], default="landmarks",
                    help="next crop from the landmarks or the predicted face box")
     p.add_argument("--no-smooth", action="store_true", help="switch off One Euro smoothing of landmarks and pose")

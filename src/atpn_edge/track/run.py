@@ -21,6 +21,8 @@ not counted. Accuracy (definitions also written into the summary):
 
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 import os
@@ -301,14 +303,15 @@ def run_track(model_path: str | os.PathLike, out_dir: str | os.PathLike, input: 
               runtime: str | None = None, threads: int = 1, config: TrackerConfig = TrackerConfig(),
               baseline: bool = True, write_video: bool = True, max_frames: int | None = None,
               max_videos: int | None = None, synthetic_frames: int = 150, progress: bool = True,
-              predict_fn=None, detect_fn=None) -> dict:
+              predict_fn=None, detect_fn=None, detector: str = "auto") -> dict:
     """Track `input` (or every 300VW test video of `categories` when `data="300vw:PATH"`).
 
     Returns the summary dict (also written to out_dir/summary.json). `predict_fn`/`detect_fn`
-    replace the model/detector (tests); otherwise the model comes from `predictors.open_predictor`.
+    replace the model/detector (tests); otherwise the model comes from `predictors.open_predictor` and the
+    detector is `detector` (runtime.detector.DETECTORS).
     """
     from atpn_edge.io import write_json
-    from atpn_edge.runtime.detector import detect_faces
+    from atpn_edge.runtime.detector import DetectorConfig, detect_faces, detector_in_use
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -322,7 +325,9 @@ def run_track(model_path: str | os.PathLike, out_dir: str | os.PathLike, input: 
         described["runtime"] = predictor.runtime
         if "face_score" not in predictor.outputs:
             log.warning("%s has no face_score output: the track is only dropped when its box degenerates", model_path)
-    detect_fn = detect_fn or detect_faces
+    if detect_fn is None:
+        described["detector"] = detector_in_use(detector)
+        detect_fn = functools.partial(detect_faces, config=DetectorConfig(method=detector))
     header = {**described, "machine": machine_info(), "config": asdict(config), "definitions": DEFINITIONS}
 
     interrupted = False
