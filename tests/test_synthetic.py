@@ -14,7 +14,9 @@ from atpn_edge.data.synthetic.geometry import (
     matrix_to_angles,
     wflw98_from_ibug68,
 )
-from atpn_edge.data.synthetic.render import View, deform, render_face, sample_face_params
+from atpn_edge.data.synthetic.render import (
+    View, _contour_on_silhouette, _MeshLayer, deform, project, render_face, sample_face_params,
+)
 from atpn_edge.errors import UserError
 
 cv2.setNumThreads(1)
@@ -105,10 +107,46 @@ def test_pose_recovered_from_rendered_landmarks(yaw, pitch, roll):
     view = View(yaw, pitch, roll, (200.0, 200.0), 90.0, 6.0, (0.0, 0.0, 1.0), 0.4, 0.6)
     canvas = np.zeros((400, 400, 3), np.uint8)
     lm = render_face(canvas, params, view, rng)
-    got = _pnp_pose(deform(params)[:98], lm, focal=view.scale * view.distance, centre=view.center)
+    inner = slice(33, 98)  # the contour follows the visible outline where the head hides it, not the 3-D surface
+    got = _pnp_pose(deform(params)[inner], lm[inner], focal=view.scale * view.distance, centre=view.center)
     assert np.allclose(got, (yaw, pitch, roll), atol=0.5)
     # The face was really drawn where the labels are.
     assert canvas[int(lm[54, 1]), int(lm[54, 0])].sum() > 0
+
+
+@pytest.mark.parametrize("yaw", [40.0, -55.0])
+def test_hidden_contour_points_sit_on_the_visible_outline(yaw):
+    """300-W's convention: on the far side of a turned head the contour follows the cheek's outline, so the
+    points the head hides move outward to the last face pixel; the near side stays the projected 3-D contour."""
+    rng = np.random.default_rng(3)
+    params = sample_face_params(rng)
+    view = View(yaw, 0.0, 0.0, (200.0, 200.0), 90.0, 8.0, (0.0, 0.0, 1.0), 0.4, 0.6)
+    model = deform(params)[:33]
+    projected, _ = project(model, view)
+    canvas = np.zeros((400, 400, 3), np.uint8)
+    contour = render_face(canvas, params, view, rng)[:33].astype(np.float64)
+    moved = np.linalg.norm(contour - projected, axis=1) > 1.0
+    far_side = np.sign(model[:, 0]) == -np.sign(yaw)  # yaw > 0 turns the nose left: the left cheek is the outline
+    assert moved.sum() >= 4 and np.all(far_side[moved])  # only far-side points move ...
+    outward = np.sign(contour[moved, 0] - projected[moved, 0]) == -np.sign(yaw)
+    assert np.all(outward)  # ... away from the face's centre
+    np.testing.assert_allclose(contour[~moved], projected[~moved], atol=1.0)
+
+
+def test_a_hidden_contour_point_marches_to_the_mask_edge_along_the_face_axis():
+    mask = np.zeros((60, 100), bool)
+    mask[10:50, 20:80] = True  # the face mesh covers x 20..79 (window at x0 = 5, y0 = 5 in the canvas)
+    layer = _MeshLayer((5, 5, 105, 65), np.zeros((60, 100, 3), np.uint8), mask, np.zeros_like(mask))
+    contour_px = np.array([[55.0, 35.0], [55.0, 35.0], [30.0, 35.0]])
+    model = np.array([[0.5, 0, 0], [-0.5, 0, 0], [-0.5, 0, 0]])  # right side, left side, left side
+    normals = np.array([[0, 0, -0.3], [0, 0, -0.3], [0, 0, 0.5]])  # hidden, hidden, visible
+    out = _contour_on_silhouette(contour_px, model, normals, layer, angles_to_matrix(0.0, 0.0, 0.0))
+    np.testing.assert_allclose(out[0], [84.0, 35.0], atol=0.5)  # last mask column 79 + x0 5
+    np.testing.assert_allclose(out[1], [25.0, 35.0], atol=0.5)  # first mask column 20 + x0 5
+    np.testing.assert_array_equal(out[2], contour_px[2])  # visible: where the 3-D contour projects
+    tilted = _contour_on_silhouette(contour_px, model, normals, layer, angles_to_matrix(0.0, 0.0, 30.0))
+    direction = tilted[0] - contour_px[0]
+    assert abs(np.degrees(np.arctan2(direction[1], direction[0])) - 30.0) < 2.0  # along the rolled face's x axis
 
 
 def test_pose_sign_convention_on_dataset_samples():
@@ -119,7 +157,7 @@ def test_pose_sign_convention_on_dataset_samples():
     for i in range(len(ds)):
         s = ds[i]
         px = s.landmarks * 112 - 0.5
-        got = _pnp_pose(mean98, px, focal=112 * 6.0, centre=(55.5, 55.5))
+        got = _pnp_pose(mean98[33:], px[33:], focal=112 * 6.0, centre=(55.5, 55.5))
         errors.append(np.abs(np.array(got) - s.pose))
         # yaw > 0 turns the nose (WFLW 54) toward the image left of the eye-corner midpoint.
         if abs(s.pose[0]) > 15 and abs(s.pose[2]) < 20:

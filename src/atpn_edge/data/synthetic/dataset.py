@@ -25,7 +25,7 @@ from atpn_edge.errors import UserError
 log = logging.getLogger(__name__)
 
 # Bump whenever rendering changes what a (seed, index, config) produces: it keys the caches.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "4"
 
 
 @dataclass(frozen=True)

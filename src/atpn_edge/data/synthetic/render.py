@@ -1,8 +1,9 @@
 """Rendering a synthetic face into an RGB canvas: identity, expression, appearance, pose, lighting.
 
 Everything is drawn with OpenCV in a painter's algorithm (mesh triangles and facial parts sorted
-back to front). The 98 landmarks are mesh vertices, so the labels are the projected geometry
-itself (AFLW2000-3D convention: self-occluded contour points are still projected).
+back to front). The 98 landmarks are mesh vertices, so the labels are the projected geometry itself,
+except where a turned head hides its own contour: there the points follow the visible cheek outline, as
+300-W's annotators (and 300W-LP's landmark marching) place them, not AFLW2000-3D's projected 3-D contour.
 """
 
 from __future__ import annotations
@@ -222,7 +223,32 @@ def render_face(canvas: np.ndarray, params: FaceParams, view: View, rng: np.rand
         draw()
     if params.hairline < 1.05:
         _draw_fringe(canvas, params, px, mesh, view, rng)
-    return px[:98].astype(np.float32)
+    landmarks = px[:98].copy()
+    landmarks[:33] = _contour_on_silhouette(landmarks[:33], verts[:33], normals[:33], layer, rot)
+    return landmarks.astype(np.float32)
+
+
+def _contour_on_silhouette(contour_px: np.ndarray, contour_model: np.ndarray, normals: np.ndarray,
+                           layer: "_MeshLayer", rot: np.ndarray) -> np.ndarray:
+    """(33, 2) face-contour pixels as 300-W's annotators place them: a contour point the turned head hides
+    (its normal faces away from the camera) moves outward along the face's horizontal axis to the visible
+    cheek outline, the last pixel of the face mesh (3DDFA's "landmark marching" for 300W-LP). Visible points
+    and the chin stay where the 3-D contour projects."""
+    out = contour_px.copy()
+    x0, y0, x1, y1 = layer.window
+    axis = np.array([rot[0, 0], -rot[1, 0]])  # the model x axis on screen (y down)
+    axis /= np.linalg.norm(axis) + 1e-9
+    for k in np.flatnonzero((normals[:, 2] < 0.0) & (np.abs(contour_model[:, 0]) > 0.05)):
+        step = axis * 0.5 * np.sign(contour_model[k, 0])
+        point, inside = out[k].copy(), out[k].copy()
+        for _ in range(400):
+            col, row = int(round(point[0])) - x0, int(round(point[1])) - y0
+            if not (0 <= row < y1 - y0 and 0 <= col < x1 - x0) or not layer.mask[row, col]:
+                break
+            inside = point.copy()
+            point = point + step
+        out[k] = inside
+    return out
 
 
 Prim = tuple[float, Callable[[], None]]  # (camera depth, draw): drawn in increasing depth
