@@ -94,3 +94,15 @@ def test_anchors_and_weighted_nms():
     assert len(kept) == 2 and np.allclose(kept[0], [0.4, 0, 10.4, 10]) and np.allclose(kept[1], boxes[2])
     with pytest.raises(ValueError, match="unknown face detector"):
         detect_faces(np.zeros((8, 8, 3), np.uint8), DetectorConfig(method="yolo"))
+
+
+@pytest.mark.parametrize("command", [["predict", "x.png", "--model", "m.tflite"], ["track", "synthetic", "--model", "m.tflite"]])
+def test_the_cli_offers_exactly_the_detectors_the_runtime_knows(command):
+    from atpn_edge.cli import build_parser
+    from atpn_edge.runtime.detector import DETECTORS
+
+    parser = build_parser()
+    for name in DETECTORS:
+        assert parser.parse_args([*command, "--detector", name]).detector == name
+    with pytest.raises(SystemExit):
+        parser.parse_args([*command, "--detector", "yolo"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from atpn_edge.errors import UserError
 from atpn_edge.runtime.loader import RUNTIMES
+from atpn_edge.track.commands import add_detector_option
 from atpn_edge.data.registry import DEFAULT_CACHE_DIR
 
 log = logging.getLogger("atpn_edge")
@@ -230,9 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     model_runtime(p)
     p.add_argument("--box", help="x1,y1,x2,y2: use this face box instead of the detector")
-    p.add_argument("--detector", choices=("auto", "blazeface", "haar"), default="auto",
-                   help="face detector: MediaPipe's BlazeFace (fetched by make setup; auto uses it when present) "
-                        "or OpenCV's Haar cascade")
+    add_detector_option(p)
     p.add_argument("--out", default="runs/predict", help="folder for annotated PNGs")
     p.add_argument("--json")
     p.set_defaults(func=cmd_predict)

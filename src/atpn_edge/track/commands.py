@@ -77,9 +77,7 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=150, help="length of a synthetic sequence")
     p.add_argument("--out", default="runs/track", help="folder for track.mp4, frames.jsonl, summary.json")
     p.add_argument("--score-threshold", type=float, default=0.5, help="face score below which the track is lost")
-    p.add_argument("--detector", choices=("auto", "blazeface", "haar"), default="auto",
-                   help="face detector: MediaPipe's BlazeFace (fetched by make setup; auto uses it when present) "
-                        "or OpenCV's Haar cascade")
+    add_detector_option(p)
     p.add_argument("--follow", choices=["landmarks", "face_box"], default="landmarks",
                    help="next crop from the landmarks or the predicted face box")
     p.add_argument("--no-smooth", action="store_true", help="switch off One Euro smoothing of landmarks and pose")
@@ -89,3 +87,11 @@ def register(subparsers) -> None:
     p.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
     p.add_argument("--json", help="also write the summary here")
     p.set_defaults(func=cmd_track)
+
+
+def add_detector_option(parser: argparse.ArgumentParser) -> None:
+    """`--detector` of predict and track (the names of runtime/detector.py's DETECTORS; that module loads OpenCV,
+    which the CLI does not import to start)."""
+    parser.add_argument("--detector", choices=("auto", "blazeface", "haar"), default="auto",
+                        help="face detector: MediaPipe's BlazeFace (fetched by make setup; auto uses it when present) "
+                             "or OpenCV's Haar cascade")
